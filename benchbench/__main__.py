@@ -1,0 +1,5 @@
+"""``python -m benchbench`` = the ``benchbench`` command."""
+
+from benchbench.cli import main
+
+main()

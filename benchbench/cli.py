@@ -1,0 +1,113 @@
+"""The ``benchbench`` command line: thin wrappers that parse, look up and delegate."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from benchbench.errors import BenchbenchError
+
+OUT = click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+                   help="Results folder.")
+DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+                        help="Dataset folder (default: $BENCHBENCH_DATA or ~/.cache/benchbench).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="benchbench")
+def cli() -> None:
+    """Train disentangled representation learners over seeds, score them, and tabulate the results."""
+
+
+@cli.command()
+@click.option("--method", required=True, help="Registered method, e.g. betavae (see `benchbench list`).")
+@click.option("--dataset", required=True, help="Registered dataset, e.g. shapes3d or shapes3d-synth.")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Run seeds 0..N-1.")
+@click.option("--preset", default="paper", show_default=True, help="smoke | quick | paper.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Typed config override, e.g. --set train.lr=2e-4; repeatable.")
+@click.option("--metrics", default=None, help="Comma-separated metric names (default: all that apply).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@OUT
+@DATA_DIR
+def run(method: str, dataset: str, seeds: int, preset: str, overrides: tuple[str, ...], metrics: str | None,
+        device: str, no_progress: bool, out: Path, data_dir: Path | None) -> None:
+    """Train METHOD on DATASET for each seed, score it with every applicable metric, store the results.
+
+    Completed seeds are skipped; interrupted ones resume from their last checkpoint.
+    """
+    from benchbench import runner
+
+    if metrics:
+        names = tuple(m.strip() for m in metrics.split(",") if m.strip())
+        overrides = (*overrides, f"eval.metrics={names!r}")
+    lines = runner.run(method, dataset, seeds, preset, overrides, out, device, data_dir, not no_progress)
+    for line in lines:
+        click.echo(line)
+
+
+@cli.command(name="list")
+@DATA_DIR
+def list_(data_dir: Path | None) -> None:
+    """Show methods (with presets), datasets (with factors and whether real files are present), metrics."""
+    from benchbench.datasets.base import data_root
+    from benchbench.registry import datasets, methods, metrics
+
+    click.echo("methods:")
+    for e in methods:
+        click.echo(f"  {e.name:<14} presets: {', '.join(e.presets):<20} {e.meta.get('description', '')}")
+    click.echo("datasets:")
+    root = data_root(data_dir)
+    for e in datasets:
+        files = e.meta.get("files", ())
+        if e.meta.get("source") == "real":
+            found = [f for f in files if (root / f).exists()]
+            where = f"present: {root / found[0]}" if found else f"absent (expected {root / files[0]})"
+        else:
+            where = "synthetic, always available"
+        click.echo(f"  {e.name:<16} {where}")
+        if e.meta.get("description"):
+            click.echo(f"  {'':<16} {e.meta['description']}")
+    click.echo("metrics:")
+    for e in metrics:
+        arrow = "higher is better" if e.meta.get("higher_is_better", True) else "lower is better"
+        click.echo(f"  {e.name:<14} needs {e.meta.get('needs', '?'):<16} {arrow}")
+
+
+@cli.command()
+@OUT
+@click.option("--format", "fmt", type=click.Choice(["latex", "markdown", "csv"]), default="latex",
+              show_default=True)
+def report(out: Path, fmt: str) -> None:
+    """Aggregate completed runs: mean ± std over seeds, one table per dataset (LaTeX in OUT/tables/)."""
+    from benchbench import report as rep
+
+    click.echo(rep.build_report(out, fmt))
+    if fmt == "csv":
+        for line in rep.incomplete_and_failed(out):
+            click.echo(line, err=True)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 2; never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except BenchbenchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted; run the same command again to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""Frozen-dataclass configs, named presets and typed ``--set key=value`` overrides.
+
+A run is fully described by a :class:`RunConfig`: the method's model config, the shared
+:class:`TrainConfig`, the dataset options (:class:`DataConfig`) and the metric settings
+(:class:`EvalConfig`). Presets (``smoke`` for tests, ``quick`` for a CPU laptop, ``paper`` for the
+published setting) are plain Python objects registered beside each method; ``-synth`` datasets use
+the preset of the real dataset they imitate (their ``family``).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any
+
+from benchbench.datasets.base import DataConfig
+from benchbench.errors import ConfigError
+from benchbench.metrics.settings import EvalConfig, eval_preset
+
+PRESETS = ("smoke", "quick", "paper")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of the one shared training loop (train.py).
+
+    Attributes:
+        steps: optimiser steps (0: never trained, as the ``random`` floor).
+        batch_size: images per step.
+        lr, betas, eps, weight_decay: Adam(W) settings; AdamW when weight_decay > 0.
+        grad_clip: max global gradient norm, or 0 for none.
+        ema_decay: EMA decay of the weights used for evaluation, or 0 for no EMA.
+        amp: bf16 autocast when training on CUDA (ignored on CPU).
+        log_every: steps between lines of ``stats.jsonl``.
+        ckpt_every: steps between atomic checkpoints (a final one is always written).
+        warmup_steps: linear learning-rate warm-up length (0: none).
+    """
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    ema_decay: float = 0.0
+    amp: bool = True
+    log_every: int = 50
+    ckpt_every: int = 500
+    warmup_steps: int = 0
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A method's settings for one preset: its model config and its training config."""
+
+    model: Any
+    train: TrainConfig
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's numbers (the seed included)."""
+
+    method: str
+    dataset: str
+    preset: str
+    seed: int
+    model: Any
+    train: TrainConfig
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def select_preset(presets: dict[str, Any], preset: str, family: str, method: str) -> Preset:
+    """Pick ``presets[preset]``, which is a Preset or a dict ``{family | "default": Preset}``."""
+    if preset not in presets:
+        close = difflib.get_close_matches(preset, list(presets), n=2)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(
+            f"method {method!r} has no preset {preset!r}{hint}; choose one of {', '.join(presets)}"
+        )
+    chosen = presets[preset]
+    if isinstance(chosen, dict):
+        chosen = chosen.get(family, chosen.get("default"))
+        if chosen is None:
+            raise ConfigError(f"method {method!r} has no {preset!r} preset for datasets like {family!r}")
+    return chosen
+
+
+# Overrides.
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(f"--set {key}: expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"--set {key}: expected None, got {value!r}")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (tuple, list)):
+            raise ConfigError(f"--set {key}: expected a tuple like (1, 2), got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], key) for v in value)
+        if len(args) != len(value):
+            raise ConfigError(f"--set {key}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"--set {key}: expected True or False, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"--set {key}: expected a number, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"--set {key}: expected an integer, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"--set {key}: expected a string, got {value!r}")
+    raise ConfigError(f"--set {key}: fields of type {_type_name(tp)} cannot be overridden")
+
+
+def _parse(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word is a string (e.g. --set data.crop=center)
+
+
+def override(cfg: Any, key: str, text: str) -> Any:
+    """Return a copy of the dataclass ``cfg`` with the dotted ``key`` set to the parsed ``text``.
+
+    Raises:
+        ConfigError: unknown key (with close matches) or a value of the wrong type.
+    """
+    head, _, rest = key.partition(".")
+    names = [f.name for f in fields(cfg)]
+    if head not in names:
+        close = difflib.get_close_matches(head, names, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ConfigError(f"--set {key}: unknown key {head!r}; {hint}known: {', '.join(names)}")
+    current = getattr(cfg, head)
+    if rest:
+        if not is_dataclass(current):
+            raise ConfigError(f"--set {key}: {head!r} has no sub-keys")
+        return replace(cfg, **{head: override(current, rest, text)})
+    if is_dataclass(current):
+        sub = ", ".join(f"{head}.{f.name}" for f in fields(current))
+        raise ConfigError(f"--set {key}: {head!r} is a group; set one of {sub}")
+    hints = typing.get_type_hints(type(cfg))
+    return replace(cfg, **{head: _coerce(_parse(text), hints[head], key)})
+
+
+def apply_overrides(cfg: RunConfig, overrides: typing.Iterable[str]) -> RunConfig:
+    """Apply ``key=value`` strings in order; ``method``, ``dataset``, ``preset`` and ``seed`` are fixed."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=2e-4")
+        if key.split(".")[0] in ("method", "dataset", "preset", "seed"):
+            raise ConfigError(f"--set {key}: use the --{key.split('.')[0]} option instead")
+        cfg = override(cfg, key, text.strip())
+    return cfg
+
+
+# Serialisation and hashing.
+
+
+def to_dict(cfg: Any) -> Any:
+    """Dataclass tree -> JSON-ready dict (tuples become lists)."""
+    if is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in fields(cfg)}
+    if isinstance(cfg, (tuple, list)):
+        return [to_dict(v) for v in cfg]
+    return cfg
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """8 hex digits identifying everything but the seed (runs differing only in seed share it)."""
+    d = to_dict(dataclasses.replace(cfg, seed=0))
+    d.pop("seed")
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:8]
+
+
+def resolve(
+    method: str, dataset: str, preset: str, seed: int, overrides: typing.Iterable[str] = ()
+) -> RunConfig:
+    """Build the RunConfig of one run from registry facts, the preset and the overrides."""
+    from benchbench.registry import datasets, methods
+
+    m = methods.get(method)
+    d = datasets.get(dataset)
+    chosen = select_preset(m.presets, preset, d.family, method)
+    cfg = RunConfig(
+        method=method,
+        dataset=dataset,
+        preset=preset,
+        seed=seed,
+        model=chosen.model,
+        train=chosen.train,
+        data=d.meta.get("data_defaults", DataConfig()),
+        eval=eval_preset(preset),
+    )
+    return apply_overrides(cfg, overrides)

@@ -1,0 +1,130 @@
+"""What every dataset offers: a DataSpec for building models and, for ground-truth sets, the
+disentanglement_lib sampling interface the factor metrics need (datasets.md §0)."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Dataset options shared by every dataset; each dataset reads the fields that concern it.
+
+    Attributes:
+        resolution: side of the square images the loader yields (64 for every paper setting).
+        variant: MPI3D variant (toy | realistic | real); ignored elsewhere.
+        crop: CelebA crop (d2c | center); ignored elsewhere.
+        size: number of virtual images for a synthetic set (None: the real set's size).
+    """
+
+    resolution: int = 64
+    variant: str = "toy"
+    crop: str = "d2c"
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The facts a method needs to build itself and the evaluator needs to pick metrics.
+
+    Attributes:
+        name: registry name of the dataset (e.g. "shapes3d-synth").
+        channels: image channels (3).
+        resolution: image side in pixels.
+        source: "real" or "synthetic" (recorded with every result).
+        factor_names: ground-truth factor names in ravel order; empty for attribute datasets.
+        factor_sizes: number of values per factor.
+        attr_names: binary attribute names (CelebA-like sets); empty for ground-truth sets.
+        family: the real dataset a look-alike imitates ("shapes3d" for both shapes3d and
+            shapes3d-synth); presets are chosen per family.
+        version: generator version for synthetic sets, file checksum/size tag for real ones.
+    """
+
+    name: str
+    channels: int
+    resolution: int
+    source: str
+    factor_names: tuple[str, ...] = ()
+    factor_sizes: tuple[int, ...] = ()
+    attr_names: tuple[str, ...] = ()
+    family: str = ""
+    version: str = ""
+
+    @property
+    def has_factors(self) -> bool:
+        return len(self.factor_sizes) > 0
+
+
+def data_root(data_dir: str | Path | None = None) -> Path:
+    """The benchbench data folder: ``data_dir``, else ``$BENCHBENCH_DATA``, else ``~/.cache/benchbench``."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ.get("BENCHBENCH_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "benchbench"
+
+
+def to_model_input(images: np.ndarray) -> torch.Tensor:
+    """uint8 images [B, H, W, C] -> float32 tensor [B, C, H, W] in [-1, 1] (``img / 127.5 - 1``)."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    return x.float().div_(127.5).sub_(1.0)
+
+
+class ImageData(ABC):
+    """A finite, indexable set of uint8 RGB images [H, W, 3]."""
+
+    spec: DataSpec
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def images(self, indices: np.ndarray) -> np.ndarray:
+        """uint8 images [B, H, W, 3] for integer ``indices`` [B] (any order, repeats allowed)."""
+
+
+class GroundTruthData(ImageData):
+    """A dataset whose images are a full grid over discrete factors (disentanglement_lib semantics).
+
+    Flat index = C-order ravel of the factor-index tuple (the last factor varies fastest).
+    Subclasses implement ``images`` (and may override ``factor_images`` for subset files).
+    """
+
+    @property
+    def factor_sizes(self) -> tuple[int, ...]:
+        return self.spec.factor_sizes
+
+    @property
+    def factor_names(self) -> tuple[str, ...]:
+        return self.spec.factor_names
+
+    def __len__(self) -> int:
+        return int(np.prod(self.factor_sizes))
+
+    def index_to_factors(self, indices: np.ndarray) -> np.ndarray:
+        """Flat indices [B] -> factor indices [B, K] (int64)."""
+        return np.stack(np.unravel_index(np.asarray(indices), self.factor_sizes), axis=1).astype(np.int64)
+
+    def factors_to_index(self, factors: np.ndarray) -> np.ndarray:
+        """Factor indices [B, K] -> flat indices [B] (int64)."""
+        return np.ravel_multi_index(tuple(np.asarray(factors).T), self.factor_sizes).astype(np.int64)
+
+    def sample_factors(self, n: int, random_state: np.random.RandomState) -> np.ndarray:
+        """[n, K] factor indices, drawn factor by factor as disentanglement_lib does (RNG parity)."""
+        return np.stack([random_state.randint(s, size=n) for s in self.factor_sizes], axis=1)
+
+    def factor_images(self, factors: np.ndarray) -> np.ndarray:
+        """uint8 images [B, H, W, 3] showing the given factor indices [B, K]."""
+        return self.images(self.factors_to_index(factors))
+
+    def sample_observations_from_factors(
+        self, factors: np.ndarray, random_state: np.random.RandomState
+    ) -> np.ndarray:
+        """disentanglement_lib's renderer; every factor is latent here, so no draws are consumed."""
+        del random_state
+        return self.factor_images(factors)

@@ -1,0 +1,293 @@
+"""Shapes3D, the real files (datasets.md §1).
+
+Reference: Burgess & Kim, "3D Shapes Dataset", DeepMind 2018, https://github.com/deepmind/3d-shapes.
+The loader reads DeepMind's ``3dshapes.h5`` (datasets ``images`` [480000, 64, 64, 3] uint8 and
+``labels`` [480000, 6] float64 factor *values*) or a user-made ``3dshapes.npz`` with the same keys.
+Label values become factor indices by nearest-grid rounding, never by float equality (§1 pitfalls).
+
+Files smaller than the full grid (test fixtures, hand-made subsets) are accepted: the loader keeps
+a lookup from flat index to row, and asking for an absent factor combination raises ``DataError``.
+Other resolutions than 64 are made by resizing each image with PIL's bilinear filter (which
+antialiases when shrinking); the paper setting is always 64.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from PIL import Image
+
+from benchbench.datasets.base import DataConfig, DataSpec, GroundTruthData, data_root
+from benchbench.errors import DataError
+from benchbench.registry import register_dataset
+
+SOURCE_URL = "https://storage.googleapis.com/3d-shapes/3dshapes.h5"
+FILE_NAMES = ("3dshapes.h5", "3dshapes.npz")
+NATIVE_RESOLUTION = 64
+FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
+FACTOR_SIZES = (10, 10, 10, 8, 4, 15)
+NUM_IMAGES = int(np.prod(FACTOR_SIZES))  # 480,000
+# The values stored in ``labels`` (§1 table): hues k/10, scale linspace(0.75, 1.25, 8), shape 0..3,
+# orientation linspace(-30, 30, 15) degrees.
+FACTOR_VALUES: tuple[np.ndarray, ...] = (
+    np.arange(10) / 10,
+    np.arange(10) / 10,
+    np.arange(10) / 10,
+    np.linspace(0.75, 1.25, 8),
+    np.arange(4, dtype=np.float64),
+    np.linspace(-30.0, 30.0, 15),
+)
+_OFF_GRID_TOL = 0.01  # a label may sit at most 1% of a grid step away from its grid value
+
+
+def _one_line(text: object) -> str:
+    """Collapse whitespace (HDF5 error texts span lines) so CLI messages stay on one line."""
+    return re.sub(r"\s+", " ", str(text)).strip()
+
+
+def factors_to_labels(factors: np.ndarray) -> np.ndarray:
+    """Factor indices [B, 6] -> the label values the real file stores [B, 6] (float64)."""
+    factors = np.asarray(factors, dtype=np.int64)
+    return np.stack([FACTOR_VALUES[k][factors[:, k]] for k in range(len(FACTOR_SIZES))], axis=1)
+
+
+def labels_to_factors(labels: np.ndarray) -> np.ndarray:
+    """Label values [B, 6] (any float dtype) -> factor indices [B, 6] (int64) by nearest-grid rounding.
+
+    ``round((value - first) / step)`` per column (§1), so float32 copies of the linspace grids map
+    correctly. Raises DataError if a value is more than 1% of a step off its grid or out of range.
+    """
+    labels = np.asarray(labels, dtype=np.float64)
+    if labels.ndim != 2 or labels.shape[1] != len(FACTOR_SIZES):
+        raise DataError(f"shapes3d labels must have shape [N, 6], got {list(labels.shape)}")
+    factors = np.empty(labels.shape, dtype=np.int64)
+    for k, grid in enumerate(FACTOR_VALUES):
+        step = grid[1] - grid[0]
+        idx = np.rint((labels[:, k] - grid[0]) / step)
+        bad = ~np.isfinite(idx) | (idx < 0) | (idx >= len(grid))
+        idx = np.where(bad, 0, idx).astype(np.int64)
+        bad |= np.abs(labels[:, k] - grid[idx]) > _OFF_GRID_TOL * step
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"shapes3d label {FACTOR_NAMES[k]}={labels[row, k]!r} (row {row}) is not on the grid "
+                f"{np.round(grid, 4).tolist()}; the file is not a 3D Shapes label table"
+            )
+        factors[:, k] = idx
+    return factors
+
+
+def row_lookup(labels: np.ndarray) -> np.ndarray | None:
+    """Validate a label table [N, 6] and map flat index -> row.
+
+    Returns:
+        None for a full-size table whose rows are in flat-index order (row == index, §1), else an
+        int64 array [480000] holding the row of each flat index, or -1 where the file lacks it.
+    Raises:
+        DataError: labels off the grid, a combination listed twice, or a full-size file out of order.
+    """
+    flat = np.ravel_multi_index(tuple(labels_to_factors(labels).T), FACTOR_SIZES)
+    if len(flat) == NUM_IMAGES:
+        if np.array_equal(flat, np.arange(NUM_IMAGES)):
+            return None
+        row = int(np.flatnonzero(flat != np.arange(NUM_IMAGES))[0])
+        raise DataError(
+            f"shapes3d rows are not in flat-index order (row {row} holds index {int(flat[row])}); "
+            f"the file is not DeepMind's 3dshapes.h5 layout, re-download it from {SOURCE_URL}"
+        )
+    lookup = np.full(NUM_IMAGES, -1, dtype=np.int64)
+    lookup[flat] = np.arange(len(flat))
+    if np.count_nonzero(lookup >= 0) != len(flat):
+        raise DataError("shapes3d label table lists a factor combination more than once")
+    return lookup
+
+
+def _check_layout(path: Path, images: tuple[tuple[int, ...], np.dtype], labels: Any) -> None:
+    """Shapes and dtypes of ``images`` and ``labels`` (``labels``: (shape, dtype) or None)."""
+    shape, dtype = images
+    expected = (NATIVE_RESOLUTION, NATIVE_RESOLUTION, 3)
+    if len(shape) != 4 or tuple(shape[1:]) != expected or shape[0] == 0:
+        raise DataError(f"{path}: 'images' has shape {list(shape)}, expected [N, 64, 64, 3] with N > 0")
+    if np.dtype(dtype) != np.uint8:
+        raise DataError(f"{path}: 'images' has dtype {np.dtype(dtype)}, expected uint8")
+    if labels is None:
+        return
+    lshape, ldtype = labels
+    if len(lshape) != 2 or lshape[1] != len(FACTOR_SIZES):
+        raise DataError(f"{path}: 'labels' has shape {list(lshape)}, expected [N, 6]")
+    if not np.issubdtype(np.dtype(ldtype), np.floating):
+        raise DataError(f"{path}: 'labels' has dtype {np.dtype(ldtype)}, expected float64")
+    if lshape[0] != shape[0]:
+        raise DataError(f"{path}: 'images' has {shape[0]} rows but 'labels' has {lshape[0]}")
+
+
+def _require_keys(path: Path, keys: set[str], required: set[str]) -> None:
+    if not required <= keys:
+        raise DataError(
+            f"{path}: expected datasets {sorted(required)}, found {sorted(keys)}; "
+            f"not a 3D Shapes file (official source {SOURCE_URL})"
+        )
+
+
+def _read_h5(path: Path) -> np.ndarray:
+    """Validate an HDF5 file and return its labels [N, 6] (float64); images stay on disk."""
+    try:
+        with h5py.File(path, "r") as f:
+            _require_keys(path, set(f.keys()), {"images", "labels"})
+            images, labels = f["images"], f["labels"]
+            if not isinstance(images, h5py.Dataset) or not isinstance(labels, h5py.Dataset):
+                raise DataError(f"{path}: 'images' and 'labels' must be HDF5 datasets, not groups")
+            _check_layout(path, (images.shape, images.dtype), (labels.shape, labels.dtype))
+            return np.asarray(labels[()], dtype=np.float64)
+    except OSError as exc:
+        raise DataError(
+            f"{path}: not a readable HDF5 file ({_one_line(exc)}); it is probably truncated or corrupt, "
+            f"re-download it from {SOURCE_URL}"
+        ) from exc
+
+
+def _read_npz(path: Path) -> np.ndarray | None:
+    """Validate an ``.npz`` file from its headers; return its labels [N, 6] or None when absent."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise DataError(f"{path}: a bare .npy array, expected an .npz archive with 'images'")
+            _require_keys(path, set(npz.files), {"images"})
+            with npz.zip.open("images.npy") as member:  # header only: the pixels are not read here
+                version = np.lib.format.read_magic(member)
+                shape, _, dtype = np.lib.format._read_array_header(member, version)  # noqa: SLF001
+            label_arr = npz["labels"] if "labels" in npz.files else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+        raise DataError(
+            f"{path}: not a readable .npz archive ({_one_line(exc)}); it is probably truncated or corrupt"
+        ) from exc
+    meta = None if label_arr is None else (label_arr.shape, label_arr.dtype)
+    _check_layout(path, (tuple(shape), dtype), meta)
+    if label_arr is None and shape[0] != NUM_IMAGES:
+        raise DataError(f"{path}: has no 'labels', which only a full {NUM_IMAGES}-row file may omit")
+    return None if label_arr is None else np.asarray(label_arr, dtype=np.float64)
+
+
+def find_file(root: Path) -> Path:
+    """The first of ``3dshapes.h5``, ``3dshapes.npz`` present in ``root``, else a one-line DataError."""
+    for name in FILE_NAMES:
+        if (root / name).is_file():
+            return root / name
+    raise DataError(
+        f"shapes3d: file not found, expected {root / FILE_NAMES[0]} (or {FILE_NAMES[1]}); download it from "
+        f"{SOURCE_URL} into that folder or point --data-dir / BENCHBENCH_DATA at the folder holding it; "
+        "offline alternative: --dataset shapes3d-synth (procedural look-alike, reported as synthetic)"
+    )
+
+
+@register_dataset(
+    "shapes3d",
+    source="real",
+    family="shapes3d",
+    kind="factors",
+    files=FILE_NAMES,
+    description="DeepMind 3D Shapes (480,000 renders, 6 factors) from 3dshapes.h5 or 3dshapes.npz",
+)
+class Shapes3D(GroundTruthData):
+    """The real 3D Shapes images (datasets.md §1), validated at construction.
+
+    Args:
+        cfg: dataset options; ``resolution`` other than 64 resizes bilinearly with PIL.
+        data_dir: folder holding the file (default ``data_root()``).
+    Raises:
+        DataError: missing, truncated or malformed file (one-line message naming the fix).
+    """
+
+    def __init__(self, cfg: DataConfig, data_dir: Path | None = None) -> None:
+        if cfg.resolution < 1:
+            raise DataError(f"shapes3d: resolution must be positive, got {cfg.resolution}")
+        self.cfg = cfg
+        self.path = find_file(data_root(data_dir))
+        self._is_h5 = self.path.suffix == ".h5"
+        labels = _read_h5(self.path) if self._is_h5 else _read_npz(self.path)
+        self._lookup = None if labels is None else row_lookup(labels)
+        self._labels = labels
+        self._handle: Any = None  # h5py images dataset or in-memory npz array, opened on first read
+        self._pid = -1
+        self.spec = DataSpec(
+            name="shapes3d",
+            channels=3,
+            resolution=cfg.resolution,
+            source="real",
+            factor_names=FACTOR_NAMES,
+            factor_sizes=FACTOR_SIZES,
+            family="shapes3d",
+            version=f"{self.path.name}:{self.path.stat().st_size}",
+        )
+
+    @property
+    def factor_values(self) -> tuple[np.ndarray, ...]:
+        """One array of stored label values per factor (§1 table)."""
+        return FACTOR_VALUES
+
+    @property
+    def available_indices(self) -> np.ndarray:
+        """Sorted flat indices [M] present in the file (all 480,000 for the real file)."""
+        return np.arange(NUM_IMAGES) if self._lookup is None else np.flatnonzero(self._lookup >= 0)
+
+    def labels(self, indices: np.ndarray) -> np.ndarray:
+        """The label values [B, 6] (float64) of flat ``indices`` [B], on the exact grids."""
+        return factors_to_labels(self.index_to_factors(indices))
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """One uint8 image [H, W, 3]."""
+        return self.images(np.array([index]))[0]
+
+    def __getstate__(self) -> dict[str, Any]:  # pickling (spawned workers) never carries the handle
+        return {**self.__dict__, "_handle": None, "_pid": -1}
+
+    def _rows(self, indices: np.ndarray) -> np.ndarray:
+        """Flat indices [B] -> file rows [B]; absent combinations raise DataError."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if indices.size and (indices.min() < 0 or indices.max() >= NUM_IMAGES):
+            raise DataError(f"shapes3d: flat index out of range [0, {NUM_IMAGES})")
+        if self._lookup is None:
+            return indices
+        rows = self._lookup[indices]
+        if (rows < 0).any():
+            missing = int(indices[rows < 0][0])
+            factors = dict(zip(FACTOR_NAMES, self.index_to_factors(np.array([missing]))[0].tolist()))
+            raise DataError(
+                f"shapes3d: {self.path} is a {len(self._labels)}-row subset without index {missing} {factors}"
+            )
+        return rows
+
+    def _source(self) -> Any:
+        """The images array, opened once per process (reopened after a fork)."""
+        if self._handle is None or self._pid != os.getpid():
+            if self._is_h5:
+                self._handle = h5py.File(self.path, "r")["images"]
+            else:
+                with np.load(self.path, allow_pickle=False) as npz:
+                    self._handle = npz["images"]
+            self._pid = os.getpid()
+        return self._handle
+
+    def images(self, indices: np.ndarray) -> np.ndarray:
+        """uint8 images [B, R, R, 3] for flat ``indices`` [B] (any order, repeats allowed)."""
+        rows = self._rows(indices)
+        unique, inverse = np.unique(rows, return_inverse=True)  # h5py wants increasing indices
+        try:
+            block = self._source()[unique] if len(unique) else np.empty((0, 64, 64, 3), np.uint8)
+        except OSError as exc:
+            raise DataError(f"{self.path}: read failed ({_one_line(exc)}); the file may be corrupt") from exc
+        out = block[inverse.reshape(-1)]
+        return out if self.cfg.resolution == NATIVE_RESOLUTION else _resize(out, self.cfg.resolution)
+
+
+def _resize(images: np.ndarray, resolution: int) -> np.ndarray:
+    """uint8 [B, 64, 64, 3] -> uint8 [B, R, R, 3] with PIL bilinear (antialiased when shrinking)."""
+    size = (resolution, resolution)
+    return np.stack([np.asarray(Image.fromarray(im).resize(size, Image.BILINEAR)) for im in images])

@@ -1,0 +1,151 @@
+"""Codes and samples -> every applicable metric, with the settings each number was computed with.
+
+The evaluator is the only place where methods and metrics meet: it wraps a trained model and a
+dataset as a :class:`~benchbench.metrics.base.FactorSource` (codes looked up by factor indices, each
+image encoded once and memoised, as disentanglement_lib's code-table mode) and calls the registered
+metric functions. Metrics never import methods and methods never import metrics.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchbench.datasets.base import DataSpec, GroundTruthData, to_model_input
+from benchbench.errors import ConfigError
+from benchbench.metrics.settings import EvalConfig
+from benchbench.registry import Entry, metrics
+
+
+def applies(entry: Entry, spec: DataSpec) -> bool:
+    """Whether a metric applies to a dataset at all (factor metrics need ground-truth factors)."""
+    needs = entry.meta.get("needs", "")
+    if needs == "codes+factors":
+        return spec.has_factors
+    if needs == "codes+attributes":
+        return bool(spec.attr_names)
+    return True
+
+
+def select_metrics(spec: DataSpec, requested: tuple[str, ...]) -> list[str]:
+    """Metric names to compute: the requested ones (each must apply), else every applicable one.
+
+    Raises:
+        ConfigError: a requested metric is unknown or does not apply to the dataset (before training).
+    """
+    if not requested:
+        return [e.name for e in metrics if applies(e, spec)]
+    chosen = []
+    for name in requested:
+        entry = metrics.get(name)
+        if not applies(entry, spec):
+            raise ConfigError(
+                f"metric {name!r} needs {entry.meta.get('needs')} and {spec.name!r} does not provide it; "
+                f"drop it from --metrics"
+            )
+        chosen.append(name)
+    return chosen
+
+
+@dataclass
+class EncoderSource:
+    """A FactorSource that renders the images for given factors and encodes them once each.
+
+    Attributes:
+        data: the ground-truth dataset.
+        encode: images [B, C, H, W] in [-1, 1] on the model's device -> codes [B, D].
+        device: where to run the encoder.
+        batch: images per encoder call.
+    """
+
+    data: GroundTruthData
+    encode: Callable[[torch.Tensor], torch.Tensor]
+    device: torch.device
+    batch: int = 256
+
+    def __post_init__(self) -> None:
+        self.factor_sizes = self.data.factor_sizes
+        self._table: np.ndarray | None = None
+        self._known: np.ndarray | None = None
+        self.num_encoded = 0
+
+    def sample_factors(self, n: int, random_state: np.random.RandomState) -> np.ndarray:
+        return self.data.sample_factors(n, random_state)
+
+    @torch.no_grad()
+    def _encode_indices(self, idx: np.ndarray) -> np.ndarray:
+        out = []
+        for i in range(0, len(idx), self.batch):
+            x = to_model_input(self.data.images(idx[i : i + self.batch])).to(self.device)
+            out.append(self.encode(x).float().cpu().numpy())
+        self.num_encoded += len(idx)
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+    def represent(self, factors: np.ndarray) -> np.ndarray:
+        """Codes [n, D] float64 for factor indices [n, K]; each distinct image is encoded once."""
+        flat = self.data.factors_to_index(factors)
+        todo = np.unique(flat) if self._known is None else np.unique(flat[~self._known[flat]])
+        if len(todo):
+            codes = self._encode_indices(todo)
+            if self._table is None:
+                self._table = np.zeros((len(self.data), codes.shape[1]), np.float32)
+                self._known = np.zeros(len(self.data), bool)
+            self._table[todo] = codes
+            self._known[todo] = True
+        assert self._table is not None
+        return self._table[flat].astype(np.float64)
+
+
+def evaluate(
+    model: torch.nn.Module,
+    data: Any,
+    cfg: EvalConfig,
+    names: list[str],
+    device: torch.device,
+    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+) -> dict[str, dict[str, Any]]:
+    """Compute the metrics ``names`` for ``model`` on ``data``.
+
+    Returns:
+        {metric: {"value", "extras", "settings", "higher_is_better", "label", "needs"}}.
+    """
+    model.eval()
+    results: dict[str, dict[str, Any]] = {}
+    source = None
+    if isinstance(data, GroundTruthData):
+        source = EncoderSource(data, model.encode, device, cfg.encode_batch)
+    for name in names:
+        entry = metrics.get(name)
+        settings = getattr(cfg, entry.meta.get("settings_key", name))
+        if entry.meta.get("needs") == "codes+factors":
+            res = entry.obj(source, settings, cfg.seed)
+        else:  # later issues add attribute, image and diffusion metrics
+            raise ConfigError(f"metric {name!r} cannot be computed by this version of the evaluator")
+        results[name] = {
+            "value": float(res.value),
+            "extras": _plain(res.extras),
+            "settings": {**asdict(settings), "seed": cfg.seed},
+            "higher_is_better": bool(entry.meta.get("higher_is_better", True)),
+            "label": entry.meta.get("label", name),
+            "needs": entry.meta.get("needs"),
+        }
+        log(f"  {name}: {res.value:.4f}")
+    return results
+
+
+def _plain(obj: Any) -> Any:
+    """numpy values -> JSON-ready Python values."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

@@ -1,0 +1,194 @@
+"""run(cfg) -> run dir: resolve, build, train, evaluate, store.
+
+Everything that can be checked is checked before anything is written: names, presets, overrides,
+the dataset files, the requested metrics and the results folder. Each seed then runs under an
+exclusive lock on its folder, so two ``benchbench run`` processes sharing a results folder never
+train the same seed twice nor interleave writes; a process killed mid-run releases its lock and the
+next run of the same command resumes from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchbench import store
+from benchbench.config import RunConfig, config_hash, resolve, to_dict
+from benchbench.datasets.base import ImageData
+from benchbench.errors import BenchbenchError
+from benchbench.evaluate import evaluate, select_metrics
+from benchbench.provenance import provenance
+from benchbench.registry import datasets, methods
+from benchbench.train import derive_seed, pick_device, train
+
+Log = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One seed of one configuration, and where it lives."""
+
+    cfg: RunConfig
+    cfg_hash: str
+    dir: Path
+    metrics: tuple[str, ...]
+
+
+@dataclass
+class Plan:
+    specs: list[RunSpec]
+    data: ImageData
+
+
+def check_writable(out: Path) -> None:
+    """Fail early, with the fix, when ``out`` cannot hold results."""
+    try:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out / "runs", prefix=".probe"):
+            pass
+    except OSError as exc:
+        raise BenchbenchError(
+            f"results folder {out} is not writable ({exc.strerror or type(exc).__name__}); "
+            f"choose another with --out"
+        ) from None
+
+
+def build_data(cfg: RunConfig, data_dir: Path | None) -> ImageData:
+    return datasets.get(cfg.dataset).obj(cfg.data, data_dir)
+
+
+def plan(
+    method: str,
+    dataset: str,
+    preset: str,
+    seeds: Iterable[int],
+    overrides: Iterable[str],
+    out: Path,
+    data_dir: Path | None = None,
+) -> Plan:
+    """Resolve and validate every seed's config and the dataset before anything is written."""
+    overrides = list(overrides)
+    seeds = list(seeds)
+    if not seeds:
+        raise BenchbenchError("--seeds must be at least 1")
+    cfgs = [resolve(method, dataset, preset, s, overrides) for s in seeds]
+    data = build_data(cfgs[0], data_dir)
+    chosen = tuple(select_metrics(data.spec, cfgs[0].eval.metrics))
+    specs = []
+    for cfg in cfgs:
+        h = config_hash(cfg)
+        specs.append(RunSpec(cfg, h, store.run_dir(out, dataset, method, preset, h, cfg.seed), chosen))
+    return Plan(specs, data)
+
+
+@contextmanager
+def seed_lock(run_dir: Path) -> Iterator[bool]:
+    """Exclusive, non-blocking lock on a run folder; yields False when another process holds it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _header(spec: RunSpec, data: ImageData) -> dict[str, Any]:
+    c = spec.cfg
+    return {
+        "schema": store.SCHEMA, "method": c.method, "dataset": c.dataset, "preset": c.preset,
+        "config_hash": spec.cfg_hash, "seed": c.seed, "source": data.spec.source,
+        "data_spec": asdict(data.spec),
+    }
+
+
+def run_one(spec: RunSpec, data: ImageData, device: torch.device, progress: bool = True,
+            log: Log = _stderr) -> str:
+    """Train and score one seed; returns a status line. Raises BenchbenchError on failure."""
+    if (spec.dir / "result.json").exists():
+        return f"seed {spec.cfg.seed}: complete already, skipped ({spec.dir})"
+    with seed_lock(spec.dir) as acquired:
+        if not acquired:
+            return f"seed {spec.cfg.seed}: running in another process, skipped ({spec.dir})"
+        if (spec.dir / "result.json").exists():  # finished by another process meanwhile
+            return f"seed {spec.cfg.seed}: complete already, skipped ({spec.dir})"
+        header = _header(spec, data)
+        if not (spec.dir / "config.json").exists():
+            store.atomic_write_json(spec.dir / "config.json", {
+                **header, "config": to_dict(spec.cfg), "metrics_planned": list(spec.metrics),
+                "provenance": provenance(),
+            })
+        try:
+            record = _train_and_score(spec, data, device, progress, log)
+        except BenchbenchError as exc:
+            store.atomic_write_json(spec.dir / "failed.json", {**header, "status": "failed", "error": str(exc)})
+            raise
+        store.atomic_write_json(spec.dir / "result.json", {**header, **record, "status": "complete"})
+        (spec.dir / "failed.json").unlink(missing_ok=True)
+    return f"seed {spec.cfg.seed}: done ({spec.dir})"
+
+
+def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progress: bool,
+                     log: Log) -> dict[str, Any]:
+    cfg = spec.cfg
+    entry = methods.get(cfg.method)
+    torch.manual_seed(derive_seed(cfg.seed, -1))  # seeded initialisation
+    model = entry.obj(cfg.model, data.spec)
+    t0 = time.perf_counter()
+    trained = train(model, data, cfg.train, spec.dir, cfg.seed, spec.cfg_hash, device, progress, log)
+    t1 = time.perf_counter()
+    log(f"scoring seed {cfg.seed} with {', '.join(spec.metrics)}")
+    scores = evaluate(trained, data, cfg.eval, list(spec.metrics), device, log)
+    t2 = time.perf_counter()
+    return {
+        "metrics": scores, "missing": {},
+        "timing": {"train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)},
+        "device": str(device), "provenance": provenance(),
+    }
+
+
+def run(
+    method: str,
+    dataset: str,
+    seeds: int,
+    preset: str = "paper",
+    overrides: Iterable[str] = (),
+    out: Path = Path("results"),
+    device: str = "auto",
+    data_dir: Path | None = None,
+    progress: bool = True,
+    log: Log = _stderr,
+) -> list[str]:
+    """Run seeds 0..seeds-1 of one configuration; returns one status line per seed."""
+    p = plan(method, dataset, preset, range(seeds), overrides, out, data_dir)
+    dev = pick_device(device)
+    check_writable(out)
+    lines = []
+    for spec in p.specs:
+        log(f"{method} on {dataset} ({preset}, config {spec.cfg_hash}) seed {spec.cfg.seed}")
+        line = run_one(spec, p.data, dev, progress, log)
+        log(line)
+        lines.append(line)
+    return lines
+

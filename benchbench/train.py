@@ -1,0 +1,212 @@
+"""The one shared training loop: device, bf16 autocast, EMA, clipping, atomic checkpoints, resume,
+deterministic seeding, non-finite loss detection, progress bar, ``stats.jsonl`` and TensorBoard.
+
+Determinism and exact resume come from seeding per step rather than per run: step ``s`` of seed
+``k`` draws its batch indices from ``np.random.default_rng([k, s, rank])`` and its model noise from
+``torch.manual_seed(derive_seed(k, s, rank))``. A run resumed from the checkpoint written after step
+``s`` therefore sees exactly the numbers an uninterrupted run sees from step ``s + 1`` on.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from benchbench.config import TrainConfig
+from benchbench.datasets.base import ImageData, to_model_input
+from benchbench.errors import BenchbenchError, TrainingError
+from benchbench.method import Method
+from benchbench.store import atomic_write_bytes
+
+CKPT = "ckpt.pt"
+STATS = "stats.jsonl"
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchbenchError("--device cuda: no CUDA device is visible; use --device cpu or auto")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise BenchbenchError(f"--device {name!r}: choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside torch.distributed (torchrun sets these up)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (stable across processes and platforms)."""
+    digest = hashlib.sha256(np.asarray(parts, dtype=np.int64).tobytes()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def batch_indices(seed: int, step: int, rank: int, n: int, batch_size: int) -> np.ndarray:
+    """The dataset indices [batch_size] used at ``step`` (uniform with replacement)."""
+    return np.random.default_rng([seed, step, rank]).integers(0, n, size=batch_size)
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, over parameters; buffers are copied."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_checkpoint(path: Path, cfg_hash: str) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise TrainingError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}); delete it to restart this seed"
+        ) from None
+    if state.get("config_hash") != cfg_hash:
+        raise TrainingError(f"checkpoint {path} belongs to another config; delete it to restart this seed")
+    return state
+
+
+def _trim_stats(path: Path, last_step: int) -> None:
+    """Drop stats lines written after the checkpoint we resume from (they will be written again)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= last_step]
+    atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+
+
+def _tensorboard(run_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard is the optional `tb` extra
+        return None
+    return SummaryWriter(str(run_dir / "tb"))
+
+
+def train(
+    method: Method,
+    data: ImageData,
+    cfg: TrainConfig,
+    run_dir: Path,
+    seed: int,
+    cfg_hash: str,
+    device: torch.device,
+    progress: bool = True,
+    log: Any = print,
+) -> Method:
+    """Train ``method`` on ``data`` for ``cfg.steps`` steps, resuming from ``run_dir/ckpt.pt``.
+
+    Returns:
+        The model to evaluate (the EMA copy when ``cfg.ema_decay > 0``), in eval mode.
+
+    Raises:
+        TrainingError: a non-finite loss (naming the step) or an unreadable checkpoint.
+    """
+    # Setup.
+    rank, _ = distributed_rank()
+    method.to(device)
+    params = method.trainable_parameters()
+    opt_cls = torch.optim.AdamW if cfg.weight_decay > 0 else torch.optim.Adam
+    opt = opt_cls(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay) if params else None
+    ema = copy.deepcopy(method).requires_grad_(False) if cfg.ema_decay > 0 else None
+    use_amp = cfg.amp and device.type == "cuda"
+    ckpt_path, stats_path = run_dir / CKPT, run_dir / STATS
+
+    # Resume.
+    start = 0
+    if ckpt_path.exists():
+        state = _load_checkpoint(ckpt_path, cfg_hash)
+        method.load_state_dict(state["model"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        if opt is not None and state.get("optimizer") is not None:
+            opt.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+        _trim_stats(stats_path, start)
+        log(f"resuming {run_dir.name} from step {start}/{cfg.steps}")
+
+    def checkpoint(step: int) -> None:
+        if rank != 0:
+            return
+        _save_checkpoint(ckpt_path, {
+            "step": step, "config_hash": cfg_hash, "model": method.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
+            "optimizer": opt.state_dict() if opt is not None else None,
+        })
+
+    # Loop.
+    writer = _tensorboard(run_dir) if rank == 0 and cfg.steps > start else None
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress or rank != 0, desc=run_dir.name,
+               unit="step", dynamic_ncols=True)
+    method.train()
+    t0 = time.perf_counter()
+    try:
+        for step in range(start, cfg.steps):
+            torch.manual_seed(derive_seed(seed, step, rank))
+            idx = batch_indices(seed, step, rank, len(data), cfg.batch_size)
+            x = to_model_input(data.images(idx)).to(device, non_blocking=True)
+            lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
+            for group in opt.param_groups:
+                group["lr"] = lr
+            autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
+            with autocast:
+                terms = method.loss(x)
+            loss = terms["loss"]
+            if not torch.isfinite(loss.detach()).item():
+                raise TrainingError(
+                    f"non-finite loss ({loss.item()}) at step {step + 1}; lower train.lr or set "
+                    f"train.grad_clip (the last checkpoint is kept)"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            if ema is not None:
+                ema_update(ema, method, cfg.ema_decay)
+            done = step + 1
+            # Logging.
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                row = {"step": done, "lr": lr, "time": round(time.perf_counter() - t0, 3)}
+                row.update({k: float(v.detach()) for k, v in terms.items()})
+                if rank == 0:
+                    with stats_path.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    if writer is not None:
+                        for k, v in row.items():
+                            if k != "step":
+                                writer.add_scalar(f"train/{k}", v, done)
+                bar.set_postfix(loss=f"{row['loss']:.4g}")
+            bar.update(1)
+            if done % cfg.ckpt_every == 0 or done == cfg.steps:
+                checkpoint(done)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    if cfg.steps == 0 and not ckpt_path.exists():
+        checkpoint(0)
+    model = ema if ema is not None else method
+    return model.eval()
+
