@@ -24,3 +24,7 @@ class UnknownNameError(BenchbenchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would wrap the message in quotes
         return str(self.args[0]) if self.args else ""
+
+
+class MetricInputError(BenchbenchError):
+    """Codes, factors or attributes a metric cannot score (NaN, wrong shapes, degenerate labels)."""

@@ -17,39 +17,61 @@ import numpy as np
 import torch
 
 from benchbench.datasets.base import DataSpec, GroundTruthData, to_model_input
-from benchbench.errors import ConfigError
+from benchbench.errors import BenchbenchError, ConfigError
+from benchbench.method import Method
 from benchbench.metrics.settings import EvalConfig
 from benchbench.registry import Entry, metrics
 
 
-def applies(entry: Entry, spec: DataSpec) -> bool:
-    """Whether a metric applies to a dataset at all (factor metrics need ground-truth factors)."""
+def can_sample(method_cls: type) -> bool:
+    """Whether a method class implements ``sample`` (needed by image metrics such as FID)."""
+    return getattr(method_cls, "sample", None) is not Method.sample
+
+
+def applies(entry: Entry, spec: DataSpec, method_cls: type | None = None) -> bool:
+    """Whether a metric applies at all (factor metrics need factors, image metrics a sampler)."""
     needs = entry.meta.get("needs", "")
     if needs == "codes+factors":
         return spec.has_factors
     if needs == "codes+attributes":
         return bool(spec.attr_names)
-    return True
+    if needs == "images":
+        return method_cls is None or can_sample(method_cls)
+    return False
 
 
-def select_metrics(spec: DataSpec, requested: tuple[str, ...]) -> list[str]:
-    """Metric names to compute: the requested ones (each must apply), else every applicable one.
+def select_metrics(
+    spec: DataSpec, cfg: EvalConfig, method_cls: type | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """Metrics to compute and those skipped (name -> the one-line reason and fix).
+
+    Without ``cfg.metrics`` every metric that applies and can run here is chosen; one that applies but
+    cannot run (FID without its weights) is skipped with its reason. Metrics that do not apply to the
+    dataset are left out silently. A metric asked for by name must apply and be able to run.
 
     Raises:
-        ConfigError: a requested metric is unknown or does not apply to the dataset (before training).
+        BenchbenchError: a requested metric is unknown, does not apply, or cannot run (before training).
     """
-    if not requested:
-        return [e.name for e in metrics if applies(e, spec)]
-    chosen = []
-    for name in requested:
+    chosen: list[str] = []
+    skipped: dict[str, str] = {}
+    for name in cfg.metrics or [e.name for e in metrics]:
         entry = metrics.get(name)
-        if not applies(entry, spec):
-            raise ConfigError(
-                f"metric {name!r} needs {entry.meta.get('needs')} and {spec.name!r} does not provide it; "
-                f"drop it from --metrics"
-            )
+        if not applies(entry, spec, method_cls):
+            if cfg.metrics:
+                raise ConfigError(
+                    f"metric {name!r} needs {entry.meta.get('needs')}, which {spec.name!r} with this method "
+                    f"does not provide; drop it from --metrics"
+                )
+            continue
+        check = entry.meta.get("unavailable")
+        reason = check(getattr(cfg, entry.meta.get("settings_key", name))) if check else None
+        if reason is not None:
+            if cfg.metrics:
+                raise BenchbenchError(f"metric {name!r} cannot run: {reason}")
+            skipped[name] = reason
+            continue
         chosen.append(name)
-    return chosen
+    return chosen, skipped
 
 
 @dataclass
@@ -122,9 +144,12 @@ def evaluate(
     for name in names:
         entry = metrics.get(name)
         settings = getattr(cfg, entry.meta.get("settings_key", name))
-        if entry.meta.get("needs") == "codes+factors":
+        needs = entry.meta.get("needs")
+        if needs == "codes+factors":
             res = entry.obj(source, settings, cfg.seed)
-        else:  # later issues add attribute, image and diffusion metrics
+        elif needs == "images":
+            res = _image_metric(entry, model, data, settings, cfg.seed, device)
+        else:  # attribute and diffusion metrics arrive with their datasets and methods
             raise ConfigError(f"metric {name!r} cannot be computed by this version of the evaluator")
         results[name] = {
             "value": float(res.value),
@@ -149,3 +174,35 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Images [N, C, H, W] in [-1, 1] -> uint8 [N, H, W, C] (round to nearest)."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def generate(model: torch.nn.Module, n: int, seed: int, batch: int) -> np.ndarray:
+    """n uint8 samples [n, H, W, C]; the noise comes from a CPU generator seeded with ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    out = [to_uint8(model.sample(min(batch, n - i), generator=gen)) for i in range(0, n, batch)]
+    return np.concatenate(out)
+
+
+def reference_images(data: Any, n: int) -> np.ndarray:
+    """The FID reference set: n images drawn without replacement with seed 0 (datasets.md §4)."""
+    n = min(n, len(data))
+    idx = np.sort(np.random.default_rng(0).choice(len(data), size=n, replace=False))
+    return data.images(idx)
+
+
+def _image_metric(entry: Entry, model: torch.nn.Module, data: Any, settings: Any, seed: int,
+                  device: torch.device) -> Any:
+    from benchbench.datasets.base import data_root
+    from benchbench.metrics.fid import content_hash
+
+    real = reference_images(data, settings.num_real)
+    generated = generate(model, settings.num_gen, seed, settings.batch_size)
+    spec = data.spec
+    cache_name = f"{spec.name}-{spec.version}-r{spec.resolution}-n{len(real)}-{content_hash(real)}"
+    return entry.obj(generated, real, settings, cache_name, data_root() / "fid-stats")

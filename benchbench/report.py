@@ -184,22 +184,27 @@ def _with_sig(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _columns(df: pd.DataFrame, everything: pd.DataFrame) -> list[Column]:
-    """Columns of one dataset's frame, canonical metrics first, then others alphabetically."""
+    """Columns of one dataset's frame: canonical metrics first, then others alphabetically.
+
+    ``everything`` (all datasets) supplies label and direction for a metric with no value here.
+    """
     valued = df[df["value"].notna()]
     keys = valued[["metric", "mode", "sig"]].drop_duplicates().itertuples(index=False, name=None)
     keys = list(keys) + [(m, "", "") for m in sorted(set(df["metric"]) - set(valued["metric"]))]
-    known = everything[everything["value"].notna()].drop_duplicates("metric").set_index("metric")
+    known = pd.concat([valued, everything[everything["value"].notna()]]).drop_duplicates("metric")
+    known = known.set_index("metric")
     cols = []
     for metric, mode, sig in keys:
         same = [json.loads(s) for m, md, s in keys if m == metric and md == mode and s]
         differ = sorted({k for d in same for k in d if len({json.dumps(e.get(k)) for e in same}) > 1})
         qual = ", ".join(f"{k}={json.loads(sig).get(k)}" for k in differ) if sig else ""
         info = known.loc[metric] if metric in known.index else None
-        hib = None if info is None or info["higher_is_better"] is None else bool(info["higher_is_better"])
+        hib = None if info is None or pd.isna(info["higher_is_better"]) else bool(info["higher_is_better"])
         label = metric if info is None else str(info["label"])
         cols.append(Column(metric, mode, sig, label, hib, qual))
     order = {name: i for i, name in enumerate(CANONICAL)}
-    return sorted(cols, key=lambda c: (order.get(c.metric, len(order)), c.metric, c.mode, c.qualifier))
+    # Stable sort: variants of one metric and mode keep the order of the runs (rows) they first appear in.
+    return sorted(cols, key=lambda c: (order.get(c.metric, len(order)), c.metric, c.mode))
 
 
 def _rank(table: Table) -> None:

@@ -46,12 +46,17 @@ class RunSpec:
     cfg_hash: str
     dir: Path
     metrics: tuple[str, ...]
+    skipped: dict[str, str]
 
 
 @dataclass
 class Plan:
     specs: list[RunSpec]
     data: ImageData
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        return self.specs[0].skipped
 
 
 def check_writable(out: Path) -> None:
@@ -80,18 +85,19 @@ def plan(
     out: Path,
     data_dir: Path | None = None,
 ) -> Plan:
-    """Resolve and validate every seed's config and the dataset before anything is written."""
+    """Resolve and validate every seed's config, the dataset and the metrics before anything is written."""
     overrides = list(overrides)
     seeds = list(seeds)
     if not seeds:
         raise BenchbenchError("--seeds must be at least 1")
     cfgs = [resolve(method, dataset, preset, s, overrides) for s in seeds]
     data = build_data(cfgs[0], data_dir)
-    chosen = tuple(select_metrics(data.spec, cfgs[0].eval.metrics))
+    chosen, skipped = select_metrics(data.spec, cfgs[0].eval, methods.get(method).obj)
     specs = []
     for cfg in cfgs:
         h = config_hash(cfg)
-        specs.append(RunSpec(cfg, h, store.run_dir(out, dataset, method, preset, h, cfg.seed), chosen))
+        where = store.run_dir(out, dataset, method, preset, h, cfg.seed)
+        specs.append(RunSpec(cfg, h, where, tuple(chosen), dict(skipped)))
     return Plan(specs, data)
 
 
@@ -162,7 +168,7 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
     scores = evaluate(trained, data, cfg.eval, list(spec.metrics), device, log)
     t2 = time.perf_counter()
     return {
-        "metrics": scores, "missing": {},
+        "metrics": scores, "missing": spec.skipped,
         "timing": {"train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)},
         "device": str(device), "provenance": provenance(),
     }
@@ -181,9 +187,11 @@ def run(
     log: Log = _stderr,
 ) -> list[str]:
     """Run seeds 0..seeds-1 of one configuration; returns one status line per seed."""
-    p = plan(method, dataset, preset, range(seeds), overrides, out, data_dir)
     dev = pick_device(device)
+    p = plan(method, dataset, preset, range(seeds), overrides, out, data_dir)
     check_writable(out)
+    for name, reason in p.skipped.items():
+        log(f"warning: skipping {name}: {reason}")
     lines = []
     for spec in p.specs:
         log(f"{method} on {dataset} ({preset}, config {spec.cfg_hash}) seed {spec.cfg.seed}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchbench.errors import DataError
+from benchbench.errors import MetricInputError
 from benchbench.metrics.base import FactorSource, MetricResult
 from benchbench.metrics.settings import MIGSettings
 from benchbench.metrics.utils import (
@@ -37,7 +37,7 @@ def mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> tuple[flo
     Returns:
         (score, per_factor_gaps [K]); score in [0, 1], 1 when each factor is captured by one dim alone.
     Raises:
-        DataError: D < 2, a single-valued factor, NaN codes, mismatched lengths.
+        MetricInputError: D < 2, a single-valued factor, NaN codes, mismatched lengths.
 
     Example:
         >>> y = np.repeat(np.arange(4), 25)[:, None]
@@ -46,14 +46,16 @@ def mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> tuple[flo
     """
     codes, factors = check_codes_factors(codes, factors, what="MIG: ")
     if codes.shape[1] < 2:
-        raise DataError(f"MIG: needs at least 2 code dims (the gap compares the top two), got {codes.shape[1]}")
+        raise MetricInputError(f"MIG: needs at least 2 code dims (the gap compares two), got {codes.shape[1]}")
     mi = discrete_mutual_info(histogram_discretize(codes, num_bins), factors)  # [D, K] nats
     top2 = -np.sort(-mi, axis=0)[:2]  # [2, K], largest first
     gaps = (top2[0] - top2[1]) / discrete_entropy(factors)  # I(y; y) = H(y) > 0, checked above
     return float(np.mean(gaps)), gaps
 
 
-@register_metric("mig", higher_is_better=True, needs="codes+factors", sampling=False, settings_key="mig", label="MIG")
+@register_metric(
+    "mig", higher_is_better=True, needs="codes+factors", sampling=False, settings_key="mig", label="MIG"
+)
 def mig_metric(source: FactorSource, settings: MIGSettings, seed: int) -> MetricResult:
     """MIG on ``settings.num_train`` points drawn with ``RandomState(seed)`` in chunks of 16.
 

@@ -41,6 +41,24 @@ class DCISettings:
 
 
 @dataclass(frozen=True)
+class FIDSettings:
+    """FID through torch-fidelity (metrics.md §9): generated samples vs the dataset's reference set.
+
+    Attributes:
+        num_gen: generated samples.
+        num_real: reference images (drawn without replacement with seed 0, never flipped).
+        batch_size: Inception batch size.
+        weights: path of ``weights-inception-2015-12-05-6726825d.pth``; empty: $BENCHBENCH_FID_WEIGHTS,
+            else torch.hub's cache.
+    """
+
+    num_gen: int = 10_000
+    num_real: int = 10_000
+    batch_size: int = 64
+    weights: str = ""
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """Which metrics to compute and with what settings.
 
@@ -57,6 +75,7 @@ class EvalConfig:
     factorvae: FactorVAESettings = field(default_factory=FactorVAESettings)
     mig: MIGSettings = field(default_factory=MIGSettings)
     dci: DCISettings = field(default_factory=DCISettings)
+    fid: FIDSettings = field(default_factory=FIDSettings)
 
 
 def eval_preset(preset: str) -> EvalConfig:
@@ -70,6 +89,7 @@ def eval_preset(preset: str) -> EvalConfig:
             factorvae=FactorVAESettings(num_train=2_000, num_eval=1_000, num_variance_estimate=5_000),
             mig=MIGSettings(num_train=5_000),
             dci=DCISettings(num_train=2_000, num_test=1_000),
+            fid=FIDSettings(num_gen=128, num_real=128),
         )
     return replace(  # smoke and anything unknown: seconds
         base,
@@ -77,4 +97,5 @@ def eval_preset(preset: str) -> EvalConfig:
         factorvae=FactorVAESettings(batch_size=16, num_train=100, num_eval=50, num_variance_estimate=200),
         mig=MIGSettings(num_train=300),
         dci=DCISettings(num_train=200, num_test=100),
+        fid=FIDSettings(num_gen=16, num_real=16, batch_size=16),
     )

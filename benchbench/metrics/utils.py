@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchbench.errors import ConfigError, DataError
+from benchbench.errors import ConfigError, MetricInputError
 from benchbench.metrics.base import FactorSource
 
 # Rows handed to one ``represent`` call when codes are drawn; bounds memory, not results.
@@ -30,11 +30,11 @@ def represent_codes(source: FactorSource, factors: np.ndarray) -> np.ndarray:
     """``source.represent(factors)`` as float64 [n, D], checked for shape and finiteness."""
     codes = np.asarray(source.represent(factors), dtype=np.float64)
     if codes.ndim != 2 or codes.shape[0] != len(factors):
-        raise DataError(
+        raise MetricInputError(
             f"represent() must return codes of shape [{len(factors)}, D], got shape {codes.shape}"
         )
     if not np.isfinite(codes).all():
-        raise DataError("represent() returned NaN or infinite codes; check the encoder or code table")
+        raise MetricInputError("represent() returned NaN or infinite codes; check the encoder or code table")
     return codes
 
 
@@ -66,9 +66,8 @@ def generate_batch_factor_code(
     for start in range(0, num_points, batch_size):
         chunks.append(np.asarray(source.sample_factors(min(batch_size, num_points - start), rs)))
     factors = np.concatenate(chunks).astype(np.int64, copy=False)
-    codes = np.concatenate(
-        [represent_codes(source, factors[i : i + _REPRESENT_ROWS]) for i in range(0, num_points, _REPRESENT_ROWS)]
-    )
+    blocks = range(0, num_points, _REPRESENT_ROWS)
+    codes = np.concatenate([represent_codes(source, factors[i : i + _REPRESENT_ROWS]) for i in blocks])
     return codes, factors
 
 
@@ -91,34 +90,36 @@ def check_codes_factors(
     Returns:
         codes [N, D] (float input keeps its dtype, other input becomes float64) and factors [N, K] int64.
     Raises:
-        DataError: with a one-line message naming the problem.
+        MetricInputError: with a one-line message naming the problem.
     """
     codes = np.asarray(codes)
     factors = np.asarray(factors)
     if codes.ndim != 2:
-        raise DataError(f"{what}codes must be a 2-D array [N, D], got shape {codes.shape}")
+        raise MetricInputError(f"{what}codes must be a 2-D array [N, D], got shape {codes.shape}")
     if factors.ndim != 2:
-        raise DataError(f"{what}factors must be a 2-D array [N, K], got shape {factors.shape}")
+        raise MetricInputError(f"{what}factors must be a 2-D array [N, K], got shape {factors.shape}")
     if not (np.issubdtype(codes.dtype, np.number) or codes.dtype == bool):
-        raise DataError(f"{what}codes must be numeric, got dtype {codes.dtype}")
+        raise MetricInputError(f"{what}codes must be numeric, got dtype {codes.dtype}")
     if not np.issubdtype(codes.dtype, np.floating):
         codes = codes.astype(np.float64)
     if codes.shape[0] != factors.shape[0]:
-        raise DataError(f"{what}codes have {codes.shape[0]} rows but factors have {factors.shape[0]}")
+        raise MetricInputError(f"{what}codes have {codes.shape[0]} rows but factors have {factors.shape[0]}")
     if codes.shape[0] < min_samples:
-        raise DataError(f"{what}needs at least {min_samples} samples, got {codes.shape[0]}")
+        raise MetricInputError(f"{what}needs at least {min_samples} samples, got {codes.shape[0]}")
     if codes.shape[1] < 1 or factors.shape[1] < 1:
-        raise DataError(f"{what}needs at least one code dim and one factor, got {codes.shape}, {factors.shape}")
+        raise MetricInputError(
+            f"{what}needs at least one code dim and one factor, got {codes.shape} and {factors.shape}"
+        )
     if not np.isfinite(codes).all():
-        bad = sorted(set(np.flatnonzero(~np.isfinite(codes).all(axis=0)).tolist()))
-        raise DataError(f"{what}codes contain NaN or inf (code dims {bad[:5]}); fix the encoder output")
+        bad = np.flatnonzero(~np.isfinite(codes).all(axis=0)).tolist()
+        raise MetricInputError(f"{what}codes contain NaN or inf (code dims {bad[:5]}); fix the encoder output")
     factors = _as_class_indices(factors, what)
     if require_varying:
         lo, hi = factors.min(axis=0), factors.max(axis=0)
         constant = np.flatnonzero(lo == hi)
         if constant.size:
             k = int(constant[0])
-            raise DataError(
+            raise MetricInputError(
                 f"{what}factor column {k} has a single value ({lo[k]}); drop constant factors before scoring"
             )
     return codes, factors
@@ -133,11 +134,11 @@ def _as_class_indices(factors: np.ndarray, what: str) -> np.ndarray:
         if whole.all():
             return factors.astype(np.int64)
         k = int(np.flatnonzero(~whole.all(axis=0))[0])
-        raise DataError(
+        raise MetricInputError(
             f"{what}factors must be integer class indices; column {k} has non-integer values "
             "(discretise continuous factors first, e.g. np.unique(y, return_inverse=True))"
         )
-    raise DataError(f"{what}factors must be integer class indices, got dtype {factors.dtype}")
+    raise MetricInputError(f"{what}factors must be integer class indices, got dtype {factors.dtype}")
 
 
 def histogram_discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:

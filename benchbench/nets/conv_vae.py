@@ -73,7 +73,7 @@ class ConvEncoder(nn.Module):
         layers: list[nn.Module] = []
         c_in = channels
         for c_out, k in specs:
-            layers += [nn.Conv2d(c_in, c_out, k, stride=2, padding=(k - 2) // 2), nn.ReLU()]
+            layers += [nn.Conv2d(c_in, c_out, k, stride=2, padding=(k - 2) // 2), nn.ReLU()]  # TF "same"
             c_in = c_out
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.fc = nn.Sequential(nn.Linear(FEATURE_CHANNELS * FEATURE_SIDE**2, HIDDEN), nn.ReLU())

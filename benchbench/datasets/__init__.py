@@ -1,0 +1,17 @@
+"""Datasets: real loaders and their procedural look-alikes, registered by decorator (datasets.md).
+
+Importing this package imports each dataset module once, which runs its ``@register_dataset``.
+"""
+
+import benchbench.datasets.shapes3d  # noqa: F401  (registers shapes3d)
+import benchbench.datasets.shapes3d_synth  # noqa: F401  (registers shapes3d-synth)
+from benchbench.datasets.base import (
+    DataConfig,
+    DataSpec,
+    GroundTruthData,
+    ImageData,
+    data_root,
+    to_model_input,
+)
+
+__all__ = ["DataConfig", "DataSpec", "GroundTruthData", "ImageData", "data_root", "to_model_input"]

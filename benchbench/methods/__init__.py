@@ -1,0 +1,5 @@
+"""Diffusion-based methods (diffae, pdae, disdiff, infodiffusion).
+
+Each lands here as one module and one import line below (importing it runs its ``register_method``
+decorator); the VAE baselines live in :mod:`benchbench.baselines`.
+"""
