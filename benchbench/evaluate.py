@@ -9,6 +9,7 @@ metric functions. Metrics never import methods and methods never import metrics.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -144,6 +145,7 @@ def evaluate(
     for name in names:
         entry = metrics.get(name)
         settings = getattr(cfg, entry.meta.get("settings_key", name))
+        t0 = time.perf_counter()
         needs = entry.meta.get("needs")
         if needs == "codes+factors":
             res = entry.obj(source, settings, cfg.seed)
@@ -158,8 +160,9 @@ def evaluate(
             "higher_is_better": bool(entry.meta.get("higher_is_better", True)),
             "label": entry.meta.get("label", name),
             "needs": entry.meta.get("needs"),
+            "seconds": round(time.perf_counter() - t0, 2),
         }
-        log(f"  {name}: {res.value:.4f}")
+        log(f"  {name}: {res.value:.4f} ({time.perf_counter() - t0:.1f} s)")
     return results
 
 

@@ -195,8 +195,6 @@ def run(
     lines = []
     for spec in p.specs:
         log(f"{method} on {dataset} ({preset}, config {spec.cfg_hash}) seed {spec.cfg.seed}")
-        line = run_one(spec, p.data, dev, progress, log)
-        log(line)
-        lines.append(line)
+        lines.append(run_one(spec, p.data, dev, progress, log))
     return lines
 

@@ -82,7 +82,7 @@ PRESETS = {
     ),
     "quick": Preset(
         model=InfoVAEConfig(),
-        train=TrainConfig(steps=600, batch_size=64, lr=1e-3, log_every=50, ckpt_every=500),
+        train=TrainConfig(steps=800, batch_size=64, lr=1e-3, log_every=50, ckpt_every=400),
     ),
     "paper": {
         "default": Preset(InfoVAEConfig(), PAPER_TRAIN),

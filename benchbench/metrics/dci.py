@@ -33,8 +33,6 @@ from benchbench.metrics.utils import as_random_state, check_codes_factors, gener
 from benchbench.registry import register_metric
 
 MODES = ("exact", "fast")
-# Below this many (training rows x classes summed over factors) the fits run serially by default.
-_PARALLEL_MIN_WORK = 100_000
 
 
 def dci_from_importance(importance: np.ndarray) -> tuple[float, float]:
@@ -95,8 +93,8 @@ def dci(
         factors_test: [M, K] held-out factors.
         mode: "exact" (sklearn GradientBoostingClassifier, the reference); "fast" is not available yet.
         random_state: ``random_state`` of every classifier (the reference leaves it unset).
-        n_jobs: parallel fits (joblib processes); None = min(K, cpu count) for large inputs and serial
-            for small ones, 1 = serial. Results do not depend on it.
+        n_jobs: parallel fits (joblib threads); None = min(K, cpu count), 1 = serial. Results do not
+            depend on it.
     Returns:
         dict with disentanglement, completeness, informativeness_train, informativeness_test
         (mean accuracies) and importance [D, K].
@@ -116,15 +114,12 @@ def dci(
             f"DCI: train is [N, {num_codes}] x [N, {num_factors}] but test is "
             f"{list(x_test.shape)} x {list(y_test.shape)}"
         )
-    jobs = n_jobs
-    if jobs is None:  # worker start-up (~seconds) outweighs the fits on small problems
-        work = len(y_train) * sum(len(np.unique(y_train[:, k])) for k in range(num_factors))
-        jobs = 1 if work < _PARALLEL_MIN_WORK else min(num_factors, os.cpu_count() or 1)
+    jobs = min(num_factors, os.cpu_count() or 1) if n_jobs is None else n_jobs
     args = [(x_train, y_train[:, k], x_test, y_test[:, k], random_state) for k in range(num_factors)]
     if jobs == 1:
         fits = [_fit_factor(*a) for a in args]
-    else:
-        fits = joblib.Parallel(n_jobs=jobs)(joblib.delayed(_fit_factor)(*a) for a in args)
+    else:  # threads: sklearn's tree builder releases the GIL, and threads cost no start-up
+        fits = joblib.Parallel(n_jobs=jobs, prefer="threads")(joblib.delayed(_fit_factor)(*a) for a in args)
     importance = np.stack([f[0] for f in fits], axis=1)  # [D, K]
     disentanglement, completeness = dci_from_importance(importance)
     return {

@@ -86,9 +86,9 @@ def eval_preset(preset: str) -> EvalConfig:
     if preset == "quick":
         return replace(
             base,
-            factorvae=FactorVAESettings(num_train=2_000, num_eval=1_000, num_variance_estimate=5_000),
+            factorvae=FactorVAESettings(num_train=1_000, num_eval=500, num_variance_estimate=5_000),
             mig=MIGSettings(num_train=5_000),
-            dci=DCISettings(num_train=2_000, num_test=1_000),
+            dci=DCISettings(num_train=1_000, num_test=500),
             fid=FIDSettings(num_gen=128, num_real=128),
         )
     return replace(  # smoke and anything unknown: seconds
