@@ -76,9 +76,15 @@ def to_model_input(images: np.ndarray) -> torch.Tensor:
 
 
 class ImageData(ABC):
-    """A finite, indexable set of uint8 RGB images [H, W, 3]."""
+    """A finite, indexable set of uint8 RGB images [H, W, 3].
+
+    Attributes:
+        train_flip: whether training batches are randomly flipped horizontally (CelebA: yes;
+            Shapes3D/MPI3D: never, a flip would change orientation / the arm axis; datasets.md §4).
+    """
 
     spec: DataSpec
+    train_flip: bool = False
 
     @abstractmethod
     def __len__(self) -> int: ...
@@ -86,6 +92,28 @@ class ImageData(ABC):
     @abstractmethod
     def images(self, indices: np.ndarray) -> np.ndarray:
         """uint8 images [B, H, W, 3] for integer ``indices`` [B] (any order, repeats allowed)."""
+
+    def train_indices(self) -> np.ndarray | None:
+        """Indices training may draw from; None = every image (ground-truth sets have no split)."""
+        return None
+
+
+class AttributeData(ImageData):
+    """Images with binary attributes and official splits (CelebA and its look-alike).
+
+    ``spec.attr_names`` names the attribute columns; splits are "train", "valid" and "test".
+    """
+
+    @abstractmethod
+    def attributes(self, indices: np.ndarray) -> np.ndarray:
+        """Binary attributes [B, K] (uint8 in {0, 1}) of the images at ``indices`` [B]."""
+
+    @abstractmethod
+    def split(self, name: str) -> np.ndarray:
+        """Sorted indices [M] of the official split ``name`` (train | valid | test)."""
+
+    def train_indices(self) -> np.ndarray | None:
+        return self.split("train")
 
 
 class GroundTruthData(ImageData):

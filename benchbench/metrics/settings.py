@@ -41,6 +41,69 @@ class DCISettings:
 
 
 @dataclass(frozen=True)
+class SAPSettings:
+    """SAP score (metrics.md §5)."""
+
+    num_train: int = 10_000
+    num_test: int = 5_000
+    batch_size: int = 16
+    continuous_factors: bool = False
+
+
+@dataclass(frozen=True)
+class ModularitySettings:
+    """Modularity and explicitness (metrics.md §6); 20-bin discretiser as MIG."""
+
+    num_train: int = 10_000
+    num_test: int = 5_000
+    batch_size: int = 16
+    num_bins: int = 20
+
+
+@dataclass(frozen=True)
+class BetaVAEScoreSettings:
+    """BetaVAE score (metrics.md §4), sklearn LogisticRegression variant."""
+
+    batch_size: int = 64
+    num_train: int = 10_000
+    num_eval: int = 5_000
+
+
+@dataclass(frozen=True)
+class TADSettings:
+    """TAD and ATTRS (metrics.md §8).
+
+    Attributes:
+        variant: AUROC: "exact" (rank-based, InfoDiffusion), "nashae" (grid step 0.01), "disdiff" (step 0.1).
+        num_images: evaluation images (the first ``num_images`` of the test split; datasets.md §4).
+        auroc_threshold: an attribute is captured when its best AUROC is at least this.
+        redundancy_threshold: attributes whose entropy another label reduces by more than this are dropped.
+    """
+
+    variant: str = "exact"
+    num_images: int = 10_000
+    auroc_threshold: float = 0.75
+    redundancy_threshold: float = 0.2
+
+
+@dataclass(frozen=True)
+class PMGSettings:
+    """Posterior mean gap (metrics.md §10).
+
+    Attributes:
+        num_images: images x_0 (drawn with seed ``eval.seed`` from the dataset).
+        grid: "default" (t = 0..20 and every 10th step) or "full" (all T steps).
+        noise: "gaussian" (default) or "uniform" (PDAE's figure quirk: torch.rand_like).
+        batch_size: (image, t) pairs per denoiser call.
+    """
+
+    num_images: int = 256
+    grid: str = "default"
+    noise: str = "gaussian"
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
 class FIDSettings:
     """FID through torch-fidelity (metrics.md §9): generated samples vs the dataset's reference set.
 
@@ -76,6 +139,11 @@ class EvalConfig:
     mig: MIGSettings = field(default_factory=MIGSettings)
     dci: DCISettings = field(default_factory=DCISettings)
     fid: FIDSettings = field(default_factory=FIDSettings)
+    sap: SAPSettings = field(default_factory=SAPSettings)
+    modularity: ModularitySettings = field(default_factory=ModularitySettings)
+    betavae_score: BetaVAEScoreSettings = field(default_factory=BetaVAEScoreSettings)
+    tad: TADSettings = field(default_factory=TADSettings)
+    pmg: PMGSettings = field(default_factory=PMGSettings)
 
 
 def eval_preset(preset: str) -> EvalConfig:
@@ -90,6 +158,11 @@ def eval_preset(preset: str) -> EvalConfig:
             mig=MIGSettings(num_train=5_000),
             dci=DCISettings(num_train=1_000, num_test=500),
             fid=FIDSettings(num_gen=128, num_real=128),
+            sap=SAPSettings(num_train=2_000, num_test=1_000),
+            modularity=ModularitySettings(num_train=2_000, num_test=1_000),
+            betavae_score=BetaVAEScoreSettings(num_train=500, num_eval=250),
+            tad=TADSettings(num_images=2_000),
+            pmg=PMGSettings(num_images=32, grid="default"),
         )
     return replace(  # smoke and anything unknown: seconds
         base,
@@ -98,4 +171,9 @@ def eval_preset(preset: str) -> EvalConfig:
         mig=MIGSettings(num_train=300),
         dci=DCISettings(num_train=200, num_test=100),
         fid=FIDSettings(num_gen=16, num_real=16, batch_size=16),
+        sap=SAPSettings(num_train=200, num_test=100),
+        modularity=ModularitySettings(num_train=200, num_test=100),
+        betavae_score=BetaVAEScoreSettings(batch_size=16, num_train=60, num_eval=30),
+        tad=TADSettings(num_images=200),
+        pmg=PMGSettings(num_images=4, batch_size=32),
     )
