@@ -91,6 +91,35 @@ def report(out: Path, fmt: str) -> None:
             click.echo(line, err=True)
 
 
+@cli.command()
+@click.option("--codes", type=click.Path(path_type=Path), required=True, help="Codes [N, D] (.npy or .npz).")
+@click.option("--factors", type=click.Path(path_type=Path), default=None, help="Integer factors [N, K].")
+@click.option("--attributes", type=click.Path(path_type=Path), default=None, help="Binary attributes [N, A].")
+@click.option("--metrics", default=None, help="Comma-separated metric names (default: all that apply to arrays).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/test shuffles.")
+@click.option("--set", "overrides", multiple=True, metavar="METRIC.KEY=VALUE", help="e.g. --set dci.mode=fast")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def score(codes: Path, factors: Path | None, attributes: Path | None, metrics: str | None, seed: int,
+          overrides: tuple[str, ...], as_json: bool) -> None:
+    """Score a representation you bring: codes against factors and/or attributes (sampling-free metrics)."""
+    import json
+
+    from benchbench.score import load_array, score_arrays
+
+    z = load_array(codes, "codes", ("codes", "z", "latents"))
+    f = load_array(factors, "factors", ("factors", "labels", "y")) if factors else None
+    a = load_array(attributes, "attributes", ("attributes", "attrs", "targ")) if attributes else None
+    names = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else ()
+    results = score_arrays(z, f, a, names, seed, overrides)
+    if as_json:
+        click.echo(json.dumps(results, indent=2, sort_keys=True))
+        return
+    for name, r in results.items():
+        scalars = {k: v for k, v in r["extras"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        extra = "  ".join(f"{k}={v:.4g}" for k, v in scalars.items())
+        click.echo(f"{name:<14} {r['value']:.4f}  {extra}".rstrip())
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2; never a traceback."""
     try:

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,8 @@ def applies(entry: Entry, spec: DataSpec, method_cls: type | None = None) -> boo
         return bool(spec.attr_names)
     if needs == "images":
         return method_cls is None or can_sample(method_cls)
+    if needs == "diffusion":  # a method offering its denoiser (and mean shift) for the gap curves
+        return method_cls is not None and hasattr(method_cls, "pmg_model")
     return False
 
 
@@ -131,8 +134,9 @@ def evaluate(
     names: list[str],
     device: torch.device,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+    out_dir: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Compute the metrics ``names`` for ``model`` on ``data``.
+    """Compute the metrics ``names`` for ``model`` on ``data``; curves and figures go to ``out_dir``.
 
     Returns:
         {metric: {"value", "extras", "settings", "higher_is_better", "label", "needs"}}.
@@ -151,11 +155,21 @@ def evaluate(
             res = entry.obj(source, settings, cfg.seed)
         elif needs == "images":
             res = _image_metric(entry, model, data, settings, cfg.seed, device)
-        else:  # attribute and diffusion metrics arrive with their datasets and methods
-            raise ConfigError(f"metric {name!r} cannot be computed by this version of the evaluator")
+        elif needs == "codes+attributes":
+            idx = data.split("test")[: settings.num_images]  # datasets.md §4: first test-split images
+            codes = encode_images(model.encode, data, idx, cfg.encode_batch, device)
+            res = entry.obj(codes, data.attributes(idx), data.spec.attr_names, settings, cfg.seed)
+        elif needs == "diffusion":
+            predict, schedule = model.pmg_model()
+            idx = np.random.default_rng(cfg.seed).choice(len(data), size=min(settings.num_images, len(data)),
+                                                         replace=False)
+            x0 = to_model_input(data.images(np.sort(idx))).to(device)
+            res = entry.obj(predict, schedule, x0, settings, cfg.seed, out_dir)
+        else:
+            raise ConfigError(f"metric {name!r} needs {needs!r}, which the evaluator does not know")
         results[name] = {
             "value": float(res.value),
-            "extras": _plain(res.extras),
+            "extras": plain(res.extras),
             "settings": {**asdict(settings), "seed": cfg.seed},
             "higher_is_better": bool(entry.meta.get("higher_is_better", True)),
             "label": entry.meta.get("label", name),
@@ -166,17 +180,26 @@ def evaluate(
     return results
 
 
-def _plain(obj: Any) -> Any:
+def plain(obj: Any) -> Any:
     """numpy values -> JSON-ready Python values."""
     if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
+        return {k: plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [plain(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
+
+
+@torch.no_grad()
+def encode_images(encode: Callable[[torch.Tensor], torch.Tensor], data: Any, idx: np.ndarray, batch: int,
+                  device: torch.device) -> np.ndarray:
+    """Codes [len(idx), D] (float64) of the images at ``idx``, never flipped."""
+    out = [encode(to_model_input(data.images(idx[i : i + batch])).to(device)).float().cpu().numpy()
+           for i in range(0, len(idx), batch)]
+    return np.concatenate(out).astype(np.float64)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -193,10 +216,12 @@ def generate(model: torch.nn.Module, n: int, seed: int, batch: int) -> np.ndarra
 
 
 def reference_images(data: Any, n: int) -> np.ndarray:
-    """The FID reference set: n images drawn without replacement with seed 0 (datasets.md §4)."""
-    n = min(n, len(data))
-    idx = np.sort(np.random.default_rng(0).choice(len(data), size=n, replace=False))
-    return data.images(idx)
+    """The FID reference set: n training images drawn without replacement with seed 0, never flipped
+    (datasets.md §4; sets without a split draw from every image, never the first n)."""
+    pool = data.train_indices()
+    size = len(data) if pool is None else len(pool)
+    idx = np.random.default_rng(0).choice(size, size=min(n, size), replace=False)
+    return data.images(np.sort(idx if pool is None else pool[idx]))
 
 
 def _image_metric(entry: Entry, model: torch.nn.Module, data: Any, settings: Any, seed: int,

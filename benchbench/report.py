@@ -37,7 +37,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchbench import store
+from benchbench import registry, store
 from benchbench.errors import BenchbenchError
 
 FORMATS = ("latex", "markdown", "csv")
@@ -93,9 +93,10 @@ def load_frame(out: Path) -> pd.DataFrame:
                          "mode": str(mode or ""), "missing": "" if ok else "value not finite"})
         for name, reason in sorted((rec.get("missing") or {}).items()):
             if name not in metrics:
+                known = registry.metrics.get(name).meta if name in registry.metrics else {}
                 rows.append({**base, "metric": name, "value": math.nan, "settings": "{}",
-                             "higher_is_better": None, "label": name, "mode": "",
-                             "missing": " ".join(str(reason).split())})
+                             "higher_is_better": known.get("higher_is_better"), "label": known.get("label", name),
+                             "mode": "", "missing": " ".join(str(reason).split())})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -191,7 +192,8 @@ def _columns(df: pd.DataFrame, everything: pd.DataFrame) -> list[Column]:
     valued = df[df["value"].notna()]
     keys = valued[["metric", "mode", "sig"]].drop_duplicates().itertuples(index=False, name=None)
     keys = list(keys) + [(m, "", "") for m in sorted(set(df["metric"]) - set(valued["metric"]))]
-    known = pd.concat([valued, everything[everything["value"].notna()]]).drop_duplicates("metric")
+    labelled = everything[everything["value"].notna() | everything["higher_is_better"].notna()]
+    known = pd.concat([valued, labelled]).drop_duplicates("metric")
     known = known.set_index("metric")
     cols = []
     for metric, mode, sig in keys:

@@ -165,7 +165,7 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
     trained = train(model, data, cfg.train, spec.dir, cfg.seed, spec.cfg_hash, device, progress, log)
     t1 = time.perf_counter()
     log(f"scoring seed {cfg.seed} with {', '.join(spec.metrics)}")
-    scores = evaluate(trained, data, cfg.eval, list(spec.metrics), device, log)
+    scores = evaluate(trained, data, cfg.eval, list(spec.metrics), device, log, out_dir=spec.dir)
     t2 = time.perf_counter()
     return {
         "metrics": scores, "missing": spec.skipped,

@@ -61,6 +61,19 @@ def batch_indices(seed: int, step: int, rank: int, n: int, batch_size: int) -> n
     return np.random.default_rng([seed, step, rank]).integers(0, n, size=batch_size)
 
 
+def training_batch(data: ImageData, pool: np.ndarray | None, seed: int, step: int, rank: int,
+                   batch_size: int) -> torch.Tensor:
+    """The batch [B, C, H, W] in [-1, 1] of ``step``: drawn from ``pool`` (the training split, or every
+    image when None) and, for datasets trained with flips, mirrored per image with probability 1/2."""
+    idx = batch_indices(seed, step, rank, len(data) if pool is None else len(pool), batch_size)
+    images = data.images(idx if pool is None else pool[idx])
+    if data.train_flip:
+        flip = np.random.default_rng([seed, step, rank, 1]).random(batch_size) < 0.5
+        images = images.copy()
+        images[flip] = images[flip, :, ::-1]
+    return to_model_input(images)
+
+
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model, over parameters; buffers are copied."""
@@ -160,12 +173,12 @@ def train(
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress or rank != 0, desc=run_dir.name,
                unit="step", dynamic_ncols=True)
     method.train()
+    pool = data.train_indices()
     t0 = time.perf_counter()
     try:
         for step in range(start, cfg.steps):
             torch.manual_seed(derive_seed(seed, step, rank))
-            idx = batch_indices(seed, step, rank, len(data), cfg.batch_size)
-            x = to_model_input(data.images(idx)).to(device, non_blocking=True)
+            x = training_batch(data, pool, seed, step, rank, cfg.batch_size).to(device, non_blocking=True)
             lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
             for group in opt.param_groups:
                 group["lr"] = lr

@@ -133,7 +133,7 @@ def test_markdown_table(tmp_path: Path) -> None:
 def test_missing_metric_shows_dashes(tmp_path: Path) -> None:
     _run(tmp_path, "betavae", 0, {"mig": 0.5}, missing={"fid": "weights not found: place them at x"})
     text = report.build_report(tmp_path)
-    assert r"FID" not in text and r"fid $" not in text  # label unknown without any value
+    assert r"FID $\downarrow$" in text  # label and direction come from the metric registry
     assert _body(text) == [r"betavae & quick & 1 & 0.500 & -- \\"]
     assert "% fid missing: weights not found: place them at x" in text
     assert list(report.load_frame(tmp_path)["metric"]) == ["mig", "fid"]

@@ -53,8 +53,16 @@ def mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> tuple[flo
     return float(np.mean(gaps)), gaps
 
 
+def mig_arrays(codes: np.ndarray, factors: np.ndarray, settings: MIGSettings, seed: int) -> MetricResult:
+    """MIG of user-supplied arrays: every row is used as given (no resampling; metrics.md §0)."""
+    del seed  # deterministic
+    score, gaps = mig(codes, factors, settings.num_bins)
+    return MetricResult(score, {"per_factor_gaps": [float(g) for g in gaps], "num_points": len(codes)})
+
+
 @register_metric(
-    "mig", higher_is_better=True, needs="codes+factors", sampling=False, settings_key="mig", label="MIG"
+    "mig", higher_is_better=True, needs="codes+factors", sampling=False, settings_key="mig", label="MIG",
+    arrays=mig_arrays,
 )
 def mig_metric(source: FactorSource, settings: MIGSettings, seed: int) -> MetricResult:
     """MIG on ``settings.num_train`` points drawn with ``RandomState(seed)`` in chunks of 16.
