@@ -3,7 +3,16 @@
 Import the pure functions from their modules, e.g. ``from benchbench.metrics.mig import mig``.
 """
 
-from benchbench.metrics import dci, factor_vae, fid, mig  # noqa: F401  (registers each metric)
+from benchbench.metrics import (  # noqa: F401  (importing a module registers its metric)
+    betavae_score,
+    dci,
+    factor_vae,
+    fid,
+    mig,
+    modularity,
+    pmg,
+    sap,
+)
 from benchbench.metrics.base import FactorSource, MetricResult
 
 __all__ = ["FactorSource", "MetricResult"]
