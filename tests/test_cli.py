@@ -112,7 +112,7 @@ BAD = {
                        "no preset 'fast'"),
     "unknown key": (SMOKE + ["run", "--method", "betavae", "--set", "train.lrr=1"], "did you mean lr"),
     "wrong type": (SMOKE + ["run", "--method", "betavae", "--set", "train.steps=1.5"], "expected an integer"),
-    "unknown metric": (SMOKE + ["run", "--method", "betavae", "--metrics", "mgi"], "did you mean mig"),
+    "unknown metric": (SMOKE + ["run", "--method", "betavae", "--metrics", "mgi"], "unknown metric 'mgi'; did you mean"),
     "missing h5": (["run", "--method", "betavae", "--dataset", "shapes3d", "--preset", "smoke"], "shapes3d-synth"),
     "garbage h5": (["run", "--method", "betavae", "--dataset", "shapes3d", "--preset", "smoke"], "3dshapes.h5"),
     "truncated h5": (["run", "--method", "betavae", "--dataset", "shapes3d", "--preset", "smoke"], "3dshapes.h5"),

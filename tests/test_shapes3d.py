@@ -7,18 +7,22 @@ is exercised at 16x16 to keep the file fast.
 
 from __future__ import annotations
 
+import os
 import pickle
+import shutil
+from collections import namedtuple
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from benchbench.datasets import DataConfig
+from benchbench.datasets import DataConfig, shapes3d
 from benchbench.datasets.shapes3d import (
     FACTOR_SIZES,
     NUM_IMAGES,
     Shapes3D,
+    cache_paths,
     factors_to_labels,
     labels_to_factors,
     row_lookup,
@@ -151,11 +155,96 @@ def test_missing_file_message(tmp_path: Path) -> None:
     assert "\n" not in msg and str(tmp_path / "3dshapes.h5") in msg
     for part in (
         "https://storage.googleapis.com/3d-shapes/3dshapes.h5",
+        "benchbench data fetch shapes3d",
         "--data-dir",
         "BENCHBENCH_DATA",
         "--dataset shapes3d-synth",
     ):
         assert part in msg
+
+
+def test_download_flag_fetches_a_missing_file(
+    tmp_path: Path, subset: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def fake_fetch(name: str, root: Path) -> Path:  # stands in for the network (test_download.py covers it)
+        calls.append((name, root))
+        return write_h5(root / "3dshapes.h5", *subset)
+
+    monkeypatch.setattr(shapes3d, "fetch", fake_fetch)
+    with pytest.raises(DataError, match="not found"):
+        Shapes3D(DataConfig(), data_dir=tmp_path)  # download is off by default: never touches the network
+    assert calls == []
+    ds = Shapes3D(DataConfig(), data_dir=tmp_path, download=True)
+    assert calls == [("shapes3d", tmp_path)] and ds.path == tmp_path / "3dshapes.h5"
+    Shapes3D(DataConfig(), data_dir=tmp_path, download=True)  # present now: no second fetch
+    assert len(calls) == 1
+
+
+# Section: the uncompressed image cache (§1).
+
+
+def _count_conversions(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    calls: list[Path] = []
+    real = shapes3d._convert
+    monkeypatch.setattr(shapes3d, "_convert", lambda h5, npy: (calls.append(h5), real(h5, npy))[1])
+    return calls
+
+
+def test_image_cache_built_once_reused_and_identical(
+    tmp_path: Path, subset: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images, _ = subset
+    h5 = write_h5(tmp_path / "3dshapes.h5", *subset)
+    npy, meta = cache_paths(h5)
+    calls = _count_conversions(monkeypatch)
+    ds = Shapes3D(DataConfig(), data_dir=tmp_path)
+    assert not npy.exists()  # built on the first read, not at construction
+    pick = np.array([7, 0, 7, len(SUBSET) - 1])
+    np.testing.assert_array_equal(ds.images(SUBSET[pick]), images[pick])
+    assert len(calls) == 1 and npy.is_file() and meta.is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    with h5py.File(h5, "r") as f:
+        np.testing.assert_array_equal(np.load(npy), f["images"][()])  # byte-identical to the h5 reads
+    np.testing.assert_array_equal(Shapes3D(DataConfig(), data_dir=tmp_path).images(SUBSET[pick]), images[pick])
+    clone = pickle.loads(pickle.dumps(ds))
+    np.testing.assert_array_equal(clone.images(SUBSET[:3]), images[:3])
+    assert len(calls) == 1  # reused by a second loader and by a pickled copy
+
+
+def test_image_cache_rebuilt_when_the_source_changes(
+    tmp_path: Path, subset: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images, labels = subset
+    h5 = write_h5(tmp_path / "3dshapes.h5", images, labels)
+    calls = _count_conversions(monkeypatch)
+    Shapes3D(DataConfig(), data_dir=tmp_path).images(SUBSET[:2])
+    mtime = h5.stat().st_mtime_ns
+    write_h5(h5, 255 - images, labels)  # same size and labels, new pixels
+    os.utime(h5, ns=(mtime + 10**9, mtime + 10**9))
+    np.testing.assert_array_equal(Shapes3D(DataConfig(), data_dir=tmp_path).images(SUBSET[:2]), 255 - images[:2])
+    assert len(calls) == 2
+    npy, _ = cache_paths(h5)
+    npy.write_bytes(b"damaged")  # a damaged cache is rebuilt too
+    np.testing.assert_array_equal(Shapes3D(DataConfig(), data_dir=tmp_path).images(SUBSET[:2]), 255 - images[:2])
+    assert len(calls) == 3
+
+
+def test_low_disk_reads_h5_directly_with_one_warning(
+    tmp_path: Path, subset: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images, _ = subset
+    write_h5(tmp_path / "3dshapes.h5", *subset)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    ds = Shapes3D(DataConfig(), data_dir=tmp_path)
+    pick = np.array([3, 1, 3, 50])
+    with pytest.warns(UserWarning, match="not enough free disk") as rec:
+        np.testing.assert_array_equal(ds.images(SUBSET[pick]), images[pick])
+    assert len(rec) == 1 and "\n" not in str(rec[0].message)
+    np.testing.assert_array_equal(ds.images(SUBSET[:4]), images[:4])  # no second attempt or warning
+    assert not cache_paths(tmp_path / "3dshapes.h5")[0].exists()
 
 
 def _bad_file(kind: str, root: Path, images: np.ndarray, labels: np.ndarray) -> None:

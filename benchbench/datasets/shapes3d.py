@@ -9,6 +9,13 @@ Files smaller than the full grid (test fixtures, hand-made subsets) are accepted
 a lookup from flat index to row, and asking for an absent factor combination raises ``DataError``.
 Other resolutions than 64 are made by resizing each image with PIL's bilinear filter (which
 antialiases when shrinking); the paper setting is always 64.
+
+The real ``images`` dataset is gzip-compressed and slow to read at random (§1), so on the first read
+it is converted once, with a progress bar, into an uncompressed ``3dshapes.images.npy`` beside the
+file (5.9 GB for the full set) and memory-mapped from then on; the page cache then keeps it in RAM
+when it fits. The sidecar ``3dshapes.images.json`` ties the cache to the source's size and mtime, so
+a replaced ``.h5`` rebuilds it. Without enough free disk (or a writable folder) the loader warns once
+and reads the ``.h5`` directly.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import shutil
+import tempfile
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -24,10 +34,13 @@ from typing import Any
 import h5py
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from benchbench.datasets.base import DataConfig, DataSpec, GroundTruthData, data_root
+from benchbench.datasets.download import fetch
 from benchbench.errors import DataError
 from benchbench.registry import register_dataset
+from benchbench.store import atomic_write_json, read_json
 
 SOURCE_URL = "https://storage.googleapis.com/3d-shapes/3dshapes.h5"
 FILE_NAMES = ("3dshapes.h5", "3dshapes.npz")
@@ -47,6 +60,9 @@ FACTOR_VALUES: tuple[np.ndarray, ...] = (
 )
 _OFF_GRID_TOL = 0.01  # a label may sit at most 1% of a grid step away from its grid value
 _CHUNK_CACHE = 64 * 2**20  # bytes of decompressed HDF5 chunks kept per open file
+CACHE_VERSION = 1  # bump when the layout of the uncompressed image cache changes
+_CONVERT_ROWS = 4096  # rows per read while converting (48 MiB)
+_DISK_MARGIN = 2**30  # free bytes left on the disk after the cache is written
 
 
 def _one_line(text: object) -> str:
@@ -187,9 +203,95 @@ def find_file(root: Path) -> Path:
             return root / name
     raise DataError(
         f"shapes3d: file not found, expected {root / FILE_NAMES[0]} (or {FILE_NAMES[1]}); download it from "
-        f"{SOURCE_URL} into that folder or point --data-dir / BENCHBENCH_DATA at the folder holding it; "
+        f"{SOURCE_URL} into that folder (or run `benchbench data fetch shapes3d`) or point --data-dir / "
+        "BENCHBENCH_DATA at the folder holding it; "
         "offline alternative: --dataset shapes3d-synth (procedural look-alike, reported as synthetic)"
     )
+
+
+def cache_paths(h5: Path) -> tuple[Path, Path]:
+    """The uncompressed image cache ``<stem>.images.npy`` beside ``h5`` and its sidecar ``<stem>.images.json``."""
+    return h5.with_name(f"{h5.stem}.images.npy"), h5.with_name(f"{h5.stem}.images.json")
+
+
+def _cache_key(h5: Path) -> dict[str, Any]:
+    st = h5.stat()
+    return {"version": CACHE_VERSION, "source": h5.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _open_cache(npy: Path, rows: int) -> np.ndarray | None:
+    """Memory-map ``npy`` if it holds uint8 [rows, 64, 64, 3], else None (missing or damaged)."""
+    try:
+        arr = np.load(npy, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    ok = arr.dtype == np.uint8 and arr.shape == (rows, NATIVE_RESOLUTION, NATIVE_RESOLUTION, 3)
+    return arr if ok else None
+
+
+def _convert(h5: Path, npy: Path) -> None:
+    """Write ``images`` of ``h5`` uncompressed to ``npy``, chunk by chunk with a progress bar, via a
+    temporary sibling and an atomic rename (a crash never leaves a half-written cache)."""
+    fd, tmp = tempfile.mkstemp(dir=npy.parent, prefix=f".{npy.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with h5py.File(h5, "r", rdcc_nbytes=_CHUNK_CACHE) as f:
+            src = f["images"]
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=src.shape)
+            with tqdm(total=len(src), unit="img", desc="shapes3d: uncompressing images (once)") as bar:
+                for a in range(0, len(src), _CONVERT_ROWS):
+                    b = min(a + _CONVERT_ROWS, len(src))
+                    out[a:b] = src[a:b]
+                    bar.update(b - a)
+            out.flush()
+            del out
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
+        os.replace(tmp, npy)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def image_cache(h5: Path, rows: int) -> np.ndarray | None:
+    """The images of ``h5`` as a read-only memmap [rows, 64, 64, 3] of the uncompressed cache.
+
+    The cache is reused while its sidecar matches the source's size and mtime (and its own shape),
+    and (re)built otherwise when the disk has room for it plus 1 GiB.
+
+    Returns:
+        The memmap, or None after a one-line warning (too little free disk, unwritable folder or a
+        failed conversion), in which case the caller reads the ``.h5`` directly.
+    """
+    npy, meta = cache_paths(h5)
+    key = _cache_key(h5)
+    if read_json(meta) == key and (cached := _open_cache(npy, rows)) is not None:
+        return cached
+    try:  # a stale cache is useless: free its space before measuring
+        meta.unlink(missing_ok=True)
+        npy.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only folder: the conversion below fails and warns
+    need = rows * NATIVE_RESOLUTION * NATIVE_RESOLUTION * 3 + 4096
+    have = shutil.disk_usage(h5.parent).free
+    if have < need + _DISK_MARGIN:
+        warnings.warn(
+            f"shapes3d: not enough free disk for the uncompressed image cache {npy} (needs {need / 2**30:.1f} GiB "
+            f"plus 1 GiB spare, {have / 2**30:.1f} GiB free); reading the compressed {h5.name} directly, "
+            "which is slow for random batches",
+            stacklevel=3,
+        )
+        return None
+    try:
+        _convert(h5, npy)
+        atomic_write_json(meta, key)
+    except (OSError, ValueError, KeyError) as exc:
+        warnings.warn(
+            f"shapes3d: could not build the image cache {npy} ({_one_line(exc)}); reading {h5.name} directly",
+            stacklevel=3,
+        )
+        return None
+    return _open_cache(npy, rows)
 
 
 @register_dataset(
@@ -206,15 +308,23 @@ class Shapes3D(GroundTruthData):
     Args:
         cfg: dataset options; ``resolution`` other than 64 resizes bilinearly with PIL.
         data_dir: folder holding the file (default ``data_root()``).
+        download: when no file is present, download ``3dshapes.h5`` (checksummed, resumable) instead
+            of raising; off by default so offline and CI machines never hang on the network.
     Raises:
         DataError: missing, truncated or malformed file (one-line message naming the fix).
     """
 
-    def __init__(self, cfg: DataConfig, data_dir: Path | None = None) -> None:
+    def __init__(self, cfg: DataConfig, data_dir: Path | None = None, download: bool = False) -> None:
         if cfg.resolution < 1:
             raise DataError(f"shapes3d: resolution must be positive, got {cfg.resolution}")
         self.cfg = cfg
-        self.path = find_file(data_root(data_dir))
+        root = data_root(data_dir)
+        try:
+            self.path = find_file(root)
+        except DataError:
+            if not download:
+                raise
+            self.path = fetch("shapes3d", root)
         self._is_h5 = self.path.suffix == ".h5"
         labels = _read_h5(self.path) if self._is_h5 else _read_npz(self.path)
         try:
@@ -222,8 +332,10 @@ class Shapes3D(GroundTruthData):
         except DataError as exc:
             raise DataError(f"{self.path}: {exc}") from None
         self._labels = labels
-        self._handle: Any = None  # h5py images dataset or in-memory npz array, opened on first read
+        self._handle: Any = None  # cache memmap, h5py images dataset or npz array, opened on first read
         self._pid = -1
+        self._num_rows = NUM_IMAGES if labels is None else len(labels)
+        self._use_cache = self._is_h5  # cleared once building the image cache failed (warned once)
         self.spec = DataSpec(
             name="shapes3d",
             channels=3,
@@ -275,13 +387,19 @@ class Shapes3D(GroundTruthData):
         return rows
 
     def _source(self) -> Any:
-        """The images array: an h5py dataset opened once per process (reopened after a fork), or the
-        npz array read into memory once (a forked worker shares it)."""
-        if self._handle is None or (self._is_h5 and self._pid != os.getpid()):
-            if self._is_h5:
+        """The images array: the memmap of the uncompressed cache (built on first use), else an h5py
+        dataset opened once per process (reopened after a fork), or the npz array read into memory
+        once (a forked worker shares it)."""
+        if isinstance(self._handle, h5py.Dataset) and self._pid != os.getpid():
+            self._handle = None  # an HDF5 handle must not cross a fork; a memmap may
+        if self._handle is None:
+            if self._use_cache:
+                self._handle = image_cache(self.path, self._num_rows)
+                self._use_cache = self._handle is not None
+            if self._handle is None and self._is_h5:
                 # The dataset keeps its file open; a 64 MiB chunk cache holds any plausible chunk layout.
                 self._handle = h5py.File(self.path, "r", rdcc_nbytes=_CHUNK_CACHE)["images"]
-            else:
+            elif self._handle is None:
                 with np.load(self.path, allow_pickle=False) as npz:
                     self._handle = npz["images"]
             self._pid = os.getpid()
@@ -303,10 +421,13 @@ def _read_runs(source: Any, rows: np.ndarray) -> np.ndarray:
     """uint8 images [M, 64, 64, 3] of sorted unique ``rows`` [M], one slice read per contiguous run.
 
     h5py's list indexing builds one large selection and is ~20x slower than plain slices for
-    scattered rows; runs of consecutive rows are read as single slices.
+    scattered rows; runs of consecutive rows are read as single slices. Arrays (the cache memmap, an
+    npz) take one fancy-indexed read.
     """
     if len(rows) == 0:
         return np.empty((0, NATIVE_RESOLUTION, NATIVE_RESOLUTION, 3), dtype=np.uint8)
+    if isinstance(source, np.ndarray):
+        return np.asarray(source[rows])
     starts = np.flatnonzero(np.diff(rows, prepend=-2) != 1)
     ends = np.append(starts[1:], len(rows))
     return np.concatenate([source[rows[a] : rows[b - 1] + 1] for a, b in zip(starts, ends, strict=True)])
