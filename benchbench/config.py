@@ -19,7 +19,7 @@ import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
-from benchbench.datasets.base import DataConfig
+from benchbench.datasets.base import NOT_IDENTITY, DataConfig
 from benchbench.errors import ConfigError
 from benchbench.metrics.settings import EvalConfig, eval_preset
 
@@ -206,6 +206,8 @@ def config_hash(cfg: RunConfig) -> str:
     """8 hex digits identifying everything but the seed (runs differing only in seed share it)."""
     d = to_dict(dataclasses.replace(cfg, seed=0))
     d.pop("seed")
+    for key in NOT_IDENTITY:
+        d["data"].pop(key, None)
     blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:8]
 

@@ -79,7 +79,9 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_run_then_report(results: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     record = json.loads(next(results.rglob("result.json")).read_text())
-    assert set(record["metrics"]) == {"factorvae", "mig", "dci"}
+    assert set(record["metrics"]) == {"factorvae", "mig", "dci", "sap", "modularity", "betavae_score"}
+    assert set(record["missing"]) <= {"fid"}  # skipped (with a warning) only when its weights are absent
+    assert record["metrics"]["dci"]["settings"]["mode"] == "exact" and record["metrics"]["dci"]["seconds"] >= 0
     assert record["source"] == "synthetic" and record["provenance"]["versions"]["torch"]
     config = json.loads(next(results.rglob("config.json")).read_text())
     assert config["config"]["train"]["steps"] == 20 and config["seed"] == 0
@@ -112,8 +114,12 @@ BAD = {
                        "no preset 'fast'"),
     "unknown key": (SMOKE + ["run", "--method", "betavae", "--set", "train.lrr=1"], "did you mean lr"),
     "wrong type": (SMOKE + ["run", "--method", "betavae", "--set", "train.steps=1.5"], "expected an integer"),
-    "unknown metric": (SMOKE + ["run", "--method", "betavae", "--metrics", "mgi"], "unknown metric 'mgi'; did you mean"),
-    "missing h5": (["run", "--method", "betavae", "--dataset", "shapes3d", "--preset", "smoke"], "shapes3d-synth"),
+    "unknown metric": (SMOKE + ["run", "--method", "betavae", "--metrics", "mgi"],
+                       "unknown metric 'mgi'; did you mean"),
+    "missing h5": (["run", "--method", "betavae", "--dataset", "shapes3d", "--preset", "smoke",
+                    "--set", "data.download=False"], "shapes3d-synth"),
+    "failed fetch": (["run", "--method", "betavae", "--dataset", "shapes3d", "--preset", "smoke",
+                      "--set", "data.url=http://127.0.0.1:9/"], "shapes3d-synth"),
     "garbage h5": (["run", "--method", "betavae", "--dataset", "shapes3d", "--preset", "smoke"], "3dshapes.h5"),
     "truncated h5": (["run", "--method", "betavae", "--dataset", "shapes3d", "--preset", "smoke"], "3dshapes.h5"),
     "wrong keys": (["run", "--method", "betavae", "--dataset", "shapes3d", "--preset", "smoke"], "images"),
@@ -199,7 +205,8 @@ def test_plugin_method_runs_through_the_cli(tmp_path: Path) -> None:
     env = {"PYTHONPATH": str(site), "BENCHBENCH_NO_PLUGINS": ""}
     listing = cli("list", env=env)
     assert listing.returncode == 0 and "tinyplug" in listing.stdout
-    proc = cli("run", "--method", "tinyplug", "--seeds", "1", "--out", str(tmp_path / "out"), *SMOKE, env=env)
+    proc = cli("run", "--method", "tinyplug", "--seeds", "1", "--out", str(tmp_path / "out"), *SMOKE,
+               "--metrics", "mig", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "mig" in json.loads(next((tmp_path / "out").rglob("result.json")).read_text())["metrics"]
     hidden = cli("list", env={**env, "BENCHBENCH_NO_PLUGINS": "1"})
@@ -207,7 +214,8 @@ def test_plugin_method_runs_through_the_cli(tmp_path: Path) -> None:
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
-    args = ["run", "--method", "betavae", "--seeds", "1", *SMOKE, "--set", "train.steps=600",
+    args = ["run", "--method", "betavae", "--seeds", "1", *SMOKE, "--metrics", "factorvae,mig",
+            "--set", "train.steps=600",
             "--set", "train.ckpt_every=20", "--set", "train.log_every=20"]
     proc = subprocess.Popen([sys.executable, "-m", "benchbench", *args, "--out", str(tmp_path / "a")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -233,7 +241,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
 
 def test_two_processes_share_a_results_folder(tmp_path: Path) -> None:
     args = [sys.executable, "-m", "benchbench", "run", "--method", "betavae", "--seeds", "3", *SMOKE,
-            "--out", str(tmp_path)]
+            "--metrics", "mig,dci", "--out", str(tmp_path)]
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
@@ -241,5 +249,5 @@ def test_two_processes_share_a_results_folder(tmp_path: Path) -> None:
     assert len(results) == 3
     for r in results:
         record = json.loads(r.read_text())
-        assert record["status"] == "complete" and set(record["metrics"]) == {"factorvae", "mig", "dci"}
+        assert record["status"] == "complete" and set(record["metrics"]) == {"mig", "dci"}
     assert not list(tmp_path.rglob("failed.json")) and not list(tmp_path.rglob("*.tmp"))

@@ -150,7 +150,7 @@ def test_resolution_option_resizes(h5_dir: Path) -> None:
 
 def test_missing_file_message(tmp_path: Path) -> None:
     with pytest.raises(DataError) as err:
-        Shapes3D(DataConfig(), data_dir=tmp_path)
+        Shapes3D(DataConfig(download=False), data_dir=tmp_path)
     msg = str(err.value)
     assert "\n" not in msg and str(tmp_path / "3dshapes.h5") in msg
     for part in (
@@ -168,15 +168,15 @@ def test_download_flag_fetches_a_missing_file(
 ) -> None:
     calls = []
 
-    def fake_fetch(name: str, root: Path) -> Path:  # stands in for the network (test_download.py covers it)
+    def fake_fetch(name: str, root: Path, url: str | None = None) -> Path:  # stands in for the network
         calls.append((name, root))
         return write_h5(root / "3dshapes.h5", *subset)
 
     monkeypatch.setattr(shapes3d, "fetch", fake_fetch)
     with pytest.raises(DataError, match="not found"):
-        Shapes3D(DataConfig(), data_dir=tmp_path)  # download is off by default: never touches the network
+        Shapes3D(DataConfig(download=False), data_dir=tmp_path)  # the network is never touched
     assert calls == []
-    ds = Shapes3D(DataConfig(), data_dir=tmp_path, download=True)
+    ds = Shapes3D(DataConfig(), data_dir=tmp_path)  # data.download defaults to True
     assert calls == [("shapes3d", tmp_path)] and ds.path == tmp_path / "3dshapes.h5"
     Shapes3D(DataConfig(), data_dir=tmp_path, download=True)  # present now: no second fetch
     assert len(calls) == 1
@@ -295,7 +295,7 @@ def test_bad_files_raise_one_line_data_error(
     images, labels = subset[0][:8], subset[1][:8]
     _bad_file(kind, tmp_path, images, labels)
     with pytest.raises(DataError) as err:
-        Shapes3D(DataConfig(), data_dir=tmp_path)
+        Shapes3D(DataConfig(download=False), data_dir=tmp_path)
     assert "\n" not in str(err.value) and "3dshapes" in str(err.value)
 
 

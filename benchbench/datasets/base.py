@@ -21,12 +21,21 @@ class DataConfig:
         variant: MPI3D variant (toy | realistic | real); ignored elsewhere.
         crop: CelebA crop (d2c | center); ignored elsewhere.
         size: number of virtual images for a synthetic set (None: the real set's size).
+        download: fetch a missing real file with a public URL (Shapes3D, MPI3D) on first use,
+            checksummed (datasets.md §0); False: report the missing file instead.
+        url: a mirror to fetch from instead of the official URL (a base URL ending in "/" or a full URL).
     """
 
     resolution: int = 64
     variant: str = "toy"
     crop: str = "d2c"
     size: int | None = None
+    download: bool = True
+    url: str = ""
+
+
+# DataConfig fields that decide where data comes from, not what it is: left out of run identities.
+NOT_IDENTITY = ("download", "url")
 
 
 @dataclass(frozen=True)

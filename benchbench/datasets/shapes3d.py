@@ -309,12 +309,12 @@ class Shapes3D(GroundTruthData):
         cfg: dataset options; ``resolution`` other than 64 resizes bilinearly with PIL.
         data_dir: folder holding the file (default ``data_root()``).
         download: when no file is present, download ``3dshapes.h5`` (checksummed, resumable) instead
-            of raising; off by default so offline and CI machines never hang on the network.
+            of raising; None follows ``cfg.download`` (default True, as "automatic fetch on first use").
     Raises:
         DataError: missing, truncated or malformed file (one-line message naming the fix).
     """
 
-    def __init__(self, cfg: DataConfig, data_dir: Path | None = None, download: bool = False) -> None:
+    def __init__(self, cfg: DataConfig, data_dir: Path | None = None, download: bool | None = None) -> None:
         if cfg.resolution < 1:
             raise DataError(f"shapes3d: resolution must be positive, got {cfg.resolution}")
         self.cfg = cfg
@@ -322,9 +322,9 @@ class Shapes3D(GroundTruthData):
         try:
             self.path = find_file(root)
         except DataError:
-            if not download:
+            if not (cfg.download if download is None else download):
                 raise
-            self.path = fetch("shapes3d", root)
+            self.path = fetch("shapes3d", root, url=cfg.url or None)
         self._is_h5 = self.path.suffix == ".h5"
         labels = _read_h5(self.path) if self._is_h5 else _read_npz(self.path)
         try:
