@@ -120,6 +120,36 @@ def score(codes: Path, factors: Path | None, attributes: Path | None, metrics: s
         click.echo(f"{name:<14} {r['value']:.4f}  {extra}".rstrip())
 
 
+@cli.group()
+def data() -> None:
+    """Fetch and inspect datasets."""
+
+
+@data.command()
+@click.argument("name")
+@click.option("--variant", default=None, help="MPI3D variant: toy | realistic | real.")
+@click.option("--url", default=None, help="Mirror to fetch from (base URL ending in / or full URL).")
+@click.option("--force", is_flag=True, help="Download again even if a verified file is present.")
+@DATA_DIR
+def fetch(name: str, variant: str | None, url: str | None, force: bool, data_dir: Path | None) -> None:
+    """Download dataset NAME (resumable, SHA-256 verified); CelebA prints manual-placement instructions."""
+    from benchbench.datasets.download import fetch as fetch_file
+
+    click.echo(str(fetch_file(name, data_dir, url, variant=variant, force=force)))
+
+
+@data.command()
+@click.argument("name")
+@click.option("--variant", default=None, help="MPI3D variant: toy | realistic | real.")
+@DATA_DIR
+def info(name: str, variant: str | None, data_dir: Path | None) -> None:
+    """Factor or attribute names and sizes, counts, location, and whether the files are present and verified."""
+    from benchbench.datainfo import describe
+
+    for line in describe(name, data_dir, variant):
+        click.echo(line)
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2; never a traceback."""
     try:

@@ -1,0 +1,46 @@
+"""``benchbench data info``: what a dataset is, where its files are, and whether they check out."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from benchbench.datasets.base import DataConfig, data_root
+from benchbench.errors import DataError
+from benchbench.registry import datasets
+
+
+def describe(name: str, data_dir: Path | None = None, variant: str | None = None) -> list[str]:
+    """Lines describing dataset ``name``: source, factors or attributes, size, files and their status."""
+    from benchbench.datasets.manifest import check_file, entries
+
+    entry = datasets.get(name)
+    root = data_root(data_dir)
+    cfg = entry.meta.get("data_defaults", DataConfig())
+    cfg = replace(cfg, download=False, variant=variant or cfg.variant)
+    lines = [f"{name}: {entry.meta.get('description', '')}".rstrip(),
+             f"  source: {entry.meta.get('source')}  (family {entry.meta.get('family')})"]
+    try:
+        data = entry.obj(cfg, data_dir)
+    except DataError as exc:
+        lines.append(f"  status: not usable: {exc}")
+        data = None
+    if data is not None:
+        spec = data.spec
+        lines.append(f"  images: {len(data):,} at {spec.resolution}x{spec.resolution}, version {spec.version}")
+        if spec.factor_sizes:
+            lines.append("  factors: " + ", ".join(f"{n} ({s})" for n, s in zip(spec.factor_names, spec.factor_sizes)))
+        if spec.attr_names:
+            lines.append(f"  attributes ({len(spec.attr_names)}): " + ", ".join(spec.attr_names))
+            for split in ("train", "valid", "test"):
+                lines.append(f"  split {split}: {len(data.split(split)):,} images")
+        if hasattr(data, "verify"):  # CelebA: md5 of the text files
+            for fname, check in data.verify().items():
+                lines.append(f"  {fname}: {'verified' if check.ok else 'md5 mismatch'} ({check.path})")
+    if entry.meta.get("source") == "real":
+        for e in entries(name):
+            path = root / e.file
+            lines.append(f"  file {path}: {check_file(path, e).status}")
+    else:
+        lines.append("  files: none (rendered on demand)")
+    return lines
