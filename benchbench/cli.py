@@ -120,6 +120,21 @@ def score(codes: Path, factors: Path | None, attributes: Path | None, metrics: s
         click.echo(f"{name:<14} {r['value']:.4f}  {extra}".rstrip())
 
 
+@cli.command(name="stages")
+@OUT
+def stages_(out: Path) -> None:
+    """Show the cached stage artifacts (pre-trained DPMs, autoencoders, latent DPMs) under OUT/stages."""
+    from benchbench.stages import list_stages
+
+    rows = list_stages(out)
+    if not rows:
+        click.echo(f"no stages cached under {out / 'stages'}")
+    for r in rows:
+        took = f", {r['seconds']:.0f} s" if r["seconds"] else ""
+        click.echo(f"{r['kind']:<12} {r['dataset']:<16} {r['id']:<20} {r['status']:<10} {r['size_mb']:>7} MB"
+                   f"  {r['built']}{took}")
+
+
 @cli.group()
 def data() -> None:
     """Fetch and inspect datasets."""

@@ -22,11 +22,12 @@ from typing import Any
 
 import torch
 
-from benchbench import store
+from benchbench import stages, store
 from benchbench.config import RunConfig, config_hash, resolve, to_dict
 from benchbench.datasets.base import ImageData
 from benchbench.errors import BenchbenchError
 from benchbench.evaluate import evaluate, select_metrics
+from benchbench.figures import save_figures
 from benchbench.provenance import provenance
 from benchbench.registry import datasets, methods
 from benchbench.train import derive_seed, pick_device, train
@@ -47,6 +48,7 @@ class RunSpec:
     dir: Path
     metrics: tuple[str, ...]
     skipped: dict[str, str]
+    out: Path
 
 
 @dataclass
@@ -97,7 +99,7 @@ def plan(
     for cfg in cfgs:
         h = config_hash(cfg)
         where = store.run_dir(out, dataset, method, preset, h, cfg.seed)
-        specs.append(RunSpec(cfg, h, where, tuple(chosen), dict(skipped)))
+        specs.append(RunSpec(cfg, h, where, tuple(chosen), dict(skipped), Path(out)))
     return Plan(specs, data)
 
 
@@ -159,16 +161,20 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
                      log: Log) -> dict[str, Any]:
     cfg = spec.cfg
     entry = methods.get(cfg.method)
+    requests = entry.meta["stages"](cfg) if entry.meta.get("stages") else {}
+    artifacts = {name: stages.ensure(req, lambda r: data, device, spec.out, log, progress)
+                 for name, req in requests.items()}
     torch.manual_seed(derive_seed(cfg.seed, -1))  # seeded initialisation
-    model = entry.obj(cfg.model, data.spec)
+    model = entry.obj(cfg.model, data.spec, stages=artifacts) if requests else entry.obj(cfg.model, data.spec)
     t0 = time.perf_counter()
     trained = train(model, data, cfg.train, spec.dir, cfg.seed, spec.cfg_hash, device, progress, log)
     t1 = time.perf_counter()
+    figures = [p.name for p in save_figures(trained, data, spec.dir, cfg.seed)] if cfg.eval.figures else []
     log(f"scoring seed {cfg.seed} with {', '.join(spec.metrics)}")
     scores = evaluate(trained, data, cfg.eval, list(spec.metrics), device, log, out_dir=spec.dir)
     t2 = time.perf_counter()
     return {
-        "metrics": scores, "missing": spec.skipped,
+        "metrics": scores, "missing": spec.skipped, "figures": figures, "stages": {n: a.record() for n, a in artifacts.items()},
         "timing": {"train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)},
         "device": str(device), "provenance": provenance(),
     }

@@ -130,11 +130,13 @@ class EvalConfig:
         seed: seed of each metric's ``np.random.RandomState`` (the reference uses 0 for every model,
             independent of the training seed).
         encode_batch: images per encoder call during evaluation.
+        figures: write reconstructions.png and traversals.png into each run folder.
     """
 
     metrics: tuple[str, ...] = ()
     seed: int = 0
     encode_batch: int = 256
+    figures: bool = True
     factorvae: FactorVAESettings = field(default_factory=FactorVAESettings)
     mig: MIGSettings = field(default_factory=MIGSettings)
     dci: DCISettings = field(default_factory=DCISettings)
