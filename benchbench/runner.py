@@ -174,7 +174,8 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
     scores = evaluate(trained, data, cfg.eval, list(spec.metrics), device, log, out_dir=spec.dir)
     t2 = time.perf_counter()
     return {
-        "metrics": scores, "missing": spec.skipped, "figures": figures, "stages": {n: a.record() for n, a in artifacts.items()},
+        "metrics": scores, "missing": spec.skipped, "figures": figures,
+        "stages": {n: a.record() for n, a in artifacts.items()},
         "timing": {"train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)},
         "device": str(device), "provenance": provenance(),
     }
