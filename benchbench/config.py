@@ -58,10 +58,12 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Preset:
-    """A method's settings for one preset: its model config and its training config."""
+    """A method's settings for one preset: its model config, its training config and, optionally, dataset
+    options it needs (e.g. ``(("resolution", 32),)`` for a CPU preset of a diffusion model)."""
 
     model: Any
     train: TrainConfig
+    data: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,7 @@ def resolve(
         seed=seed,
         model=chosen.model,
         train=chosen.train,
-        data=d.meta.get("data_defaults", DataConfig()),
+        data=dataclasses.replace(d.meta.get("data_defaults", DataConfig()), **dict(chosen.data)),
         eval=eval_preset(preset),
     )
     return apply_overrides(cfg, overrides)
