@@ -12,6 +12,7 @@ from benchbench.metrics import (  # noqa: F401  (importing a module registers it
     modularity,
     pmg,
     sap,
+    tad,
 )
 from benchbench.metrics.base import FactorSource, MetricResult
 
