@@ -215,8 +215,8 @@ def test_plugin_method_runs_through_the_cli(tmp_path: Path) -> None:
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     args = ["run", "--method", "betavae", "--seeds", "1", *SMOKE, "--metrics", "factorvae,mig",
-            "--set", "train.steps=600",
-            "--set", "train.ckpt_every=20", "--set", "train.log_every=20"]
+            "--set", "train.steps=200",
+            "--set", "train.ckpt_every=10", "--set", "train.log_every=10"]
     proc = subprocess.Popen([sys.executable, "-m", "benchbench", *args, "--out", str(tmp_path / "a")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -226,7 +226,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     proc.wait()
     ckpt = next((tmp_path / "a").rglob("ckpt.pt"))
     killed_at = torch.load(ckpt, weights_only=False)["step"]
-    assert 0 < killed_at < 600 and not list((tmp_path / "a").rglob("result.json"))
+    assert 0 < killed_at < 200 and not list((tmp_path / "a").rglob("result.json"))
     resumed = cli(*args, "--out", str(tmp_path / "a"))
     assert resumed.returncode == 0 and "resuming" in resumed.stderr
     straight = cli(*args, "--out", str(tmp_path / "b"))
