@@ -3,6 +3,10 @@
 Importing this package imports each dataset module once, which runs its ``@register_dataset``.
 """
 
+import benchbench.datasets.celeba  # noqa: F401  (registers celeba)
+import benchbench.datasets.celeba_synth  # noqa: F401  (registers celeba-synth)
+import benchbench.datasets.mpi3d  # noqa: F401  (registers mpi3d)
+import benchbench.datasets.mpi3d_synth  # noqa: F401  (registers mpi3d-synth)
 import benchbench.datasets.shapes3d  # noqa: F401  (registers shapes3d)
 import benchbench.datasets.shapes3d_synth  # noqa: F401  (registers shapes3d-synth)
 from benchbench.datasets.base import (
