@@ -93,6 +93,7 @@ class EncoderSource:
     encode: Callable[[torch.Tensor], torch.Tensor]
     device: torch.device
     batch: int = 256
+    transform: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         self.factor_sizes = self.data.factor_sizes
@@ -124,7 +125,8 @@ class EncoderSource:
             self._table[todo] = codes
             self._known[todo] = True
         assert self._table is not None
-        return self._table[flat].astype(np.float64)
+        codes = self._table[flat].astype(np.float64)
+        return self.transform(codes) if self.transform is not None else codes
 
 
 def evaluate(
@@ -146,6 +148,13 @@ def evaluate(
     source = None
     if isinstance(data, GroundTruthData):
         source = EncoderSource(data, model.encode, device, cfg.encode_batch)
+        fit = getattr(type(model), "code_postprocess", None)
+        if fit is not None and any(metrics.get(n).meta.get("needs") == "codes+factors" for n in names):
+            # A method's registered code post-processing (Diff-AE's z-normalisation, DisDiff's per-factor
+            # PCA) is fitted on a seeded sample of the dataset, then applied to every code a metric sees.
+            idx = np.sort(np.random.default_rng(cfg.seed).choice(len(data), min(cfg.postprocess_fit, len(data)),
+                                                               replace=False))
+            source.transform = fit(source.represent(data.index_to_factors(idx)))
     for name in names:
         entry = metrics.get(name)
         settings = getattr(cfg, entry.meta.get("settings_key", name))

@@ -7,8 +7,10 @@ optionally, ``reconstruct`` and ``traverse``. Images are float tensors in [-1, 1
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -43,6 +45,10 @@ class Method(nn.Module):
         """Decode x's code with dimension ``dim`` set to each of ``values`` [V]: [V, N, C, H, W]."""
         raise NotImplementedError
 
+    # Optional: ``code_postprocess(codes [M, D]) -> transform`` as a staticmethod, fitted by the evaluator on
+    # codes of a seeded dataset sample; ``transform(codes [N, D]) -> [N, D']`` is applied to every code the
+    # factor metrics see (TAD and ``benchbench score`` see raw ``encode`` output). See ``standardize_codes``.
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters the optimiser updates (frozen pre-trained parts excluded)."""
         return [p for p in self.parameters() if p.requires_grad]
@@ -58,3 +64,17 @@ def randn(shape: tuple[int, ...], generator: torch.Generator | None, like: Tenso
     noise = torch.randn(shape, generator=generator)
     target = like.device if like is not None else device
     return noise.to(target) if target is not None else noise
+
+
+def standardize_codes(codes: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Fit per-dim z-normalisation on codes [M, D]; the transform maps codes [N, D] to (z - mean) / std.
+
+    Diff-AE standardises z_sem with dataset statistics before its attribute classifiers
+    (``manipulate_znormalize``; methods.md §4); doing the same before the factor metrics keeps FactorVAE's
+    absolute 0.05 prune threshold from discarding every dimension of an unnormalised code. Constant dims
+    keep std 1 so they stay constant (and are pruned).
+    """
+    mean = codes.mean(axis=0)
+    std = codes.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return lambda z: (z - mean) / std

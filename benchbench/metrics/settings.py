@@ -31,7 +31,7 @@ class MIGSettings:
 
 @dataclass(frozen=True)
 class DCISettings:
-    """DCI (metrics.md §3): ``mode`` exact = sklearn GradientBoostingClassifier (the reference)."""
+    """DCI (metrics.md §3): ``mode`` exact = sklearn GradientBoostingClassifier (the reference), fast = LightGBM."""
 
     num_train: int = 10_000
     num_test: int = 5_000
@@ -131,12 +131,15 @@ class EvalConfig:
             independent of the training seed).
         encode_batch: images per encoder call during evaluation.
         figures: write reconstructions.png and traversals.png into each run folder.
+        postprocess_fit: images used to fit a method's code post-processing (``code_postprocess``),
+            drawn with ``seed`` from the whole dataset.
     """
 
     metrics: tuple[str, ...] = ()
     seed: int = 0
     encode_batch: int = 256
     figures: bool = True
+    postprocess_fit: int = 10_000
     factorvae: FactorVAESettings = field(default_factory=FactorVAESettings)
     mig: MIGSettings = field(default_factory=MIGSettings)
     dci: DCISettings = field(default_factory=DCISettings)
