@@ -3,3 +3,5 @@
 Each lands here as one module and one import line below (importing it runs its ``register_method``
 decorator); the VAE baselines live in :mod:`benchbench.baselines`.
 """
+
+from benchbench.methods import diffae as diffae

@@ -54,7 +54,7 @@ class UNetConfig:
     """Hyper-parameters of the UNet; defaults are Diff-AE's CelebA-64 network (methods.md §4).
 
     ``attention_resolutions`` are feature-map sides (16 means the 16×16 level of a 64×64 input).
-    ``time_embed_dim`` None means 4·base_channels (512 at base 64, Diff-AE's ``embed_channels``).
+    ``time_embed_dim`` None means 4·base_channels (256 at base 64); Diff-AE's CelebA-64 config sets 512 explicitly.
     ``cond_dim`` is the size of the conditioning vector z (0: unconditioned); ``cond_mode`` as in the module doc.
     """
 

@@ -1,0 +1,276 @@
+"""Diffusion autoencoder (``diffae``).
+
+Reference: Preechakul et al., "Diffusion Autoencoders: Toward a Meaningful and Decodable Representation",
+CVPR 2022, https://arxiv.org/abs/2111.15640; methods.md §4. A semantic encoder z_sem = Enc(x_0) (Sec. 3, "Semantic
+encoder") conditions an eps-predicting UNet through AdaGN, h <- (GN(h)(1 + t_s) + t_b)(1 + z_s) (Sec. 3,
+"Diffusion-based decoder", with the official code's "1 +" offsets; :mod:`benchbench.nets.unet`, ``cond_mode="scale"``).
+Both are trained jointly from scratch with the simple DDPM loss (Ho et al. 2020, Eq. 14, conditioned on z_sem),
+t ~ U{0..T-1}:
+
+    L = E_{x_0, t, eps} mean_pixels || eps_theta(x_t, t, Enc(x_0)) - eps ||^2,   x_t = q_sample(x_0, t, eps).
+
+The stochastic code x_T is the deterministic DDIM inversion of x_0 under the conditional model (Sec. 3, "Stochastic
+encoder"); decoding runs conditional DDIM (Song et al. 2021, Eq. 12, eta = 0) from (z_sem, x_T). Representation for
+the metrics: z_sem (methods.md §8).
+
+Unconditional sampling. Diff-AE draws z_sem from a second "latent DDIM" (Sec. 4, "Sampling with diffusion
+autoencoders"; official code: a 10-layer skip MLP on z-normalised codes, constant beta 0.008, L1 loss; methods.md §4)
+trained after the autoencoder. That model is not implemented yet (follow-up work); ``latent_sampler="gaussian"``
+instead draws z ~ N(mu, Sigma), a full-covariance Gaussian fitted to the encoder's codes of recent training batches.
+It is kept in buffers (saved with checkpoints, resumed with them, copied into the EMA model by train.py) and updated
+in ``loss`` without gradients. The codes are the online encoder's, which the EMA encoder tracks closely once training
+has settled. Samples from this prior are a cruder stand-in than the paper's latent DDIM, so FID numbers of ``diffae``
+are not the paper's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from benchbench.config import Preset, TrainConfig
+from benchbench.datasets.base import DataSpec
+from benchbench.diffusion import EpsFn, Schedule, ddim_encode, ddim_sample
+from benchbench.errors import ConfigError
+from benchbench.method import Method, randn, standardize_codes
+from benchbench.nets.unet import SemanticEncoder, SemanticEncoderConfig, UNet, UNetConfig
+from benchbench.registry import register_method
+
+# Diff-AE CelebA-64 (templates.py: ffhq64_autoenc; methods.md §4): UNet base 64, (1, 2, 4, 8), 2 blocks, attention at
+# 16, embed 512, dropout 0.1, res-block up/down; encoder (1, 2, 4, 8, 8), attention at 16, 2 blocks, the UNet's dropout.
+PAPER_UNET = UNetConfig(time_embed_dim=512, cond_dim=512, cond_mode="scale")
+PAPER_ENCODER = SemanticEncoderConfig(out_dim=512, dropout=0.1)
+
+
+@dataclass(frozen=True)
+class DiffAEConfig:
+    """Diff-AE settings; defaults are the CelebA-64 autoencoder (methods.md §4).
+
+    Attributes:
+        unet: the conditional noise predictor; ``cond_dim`` must equal ``z_dim`` and ``cond_mode`` be "scale".
+        encoder: the semantic encoder; ``out_dim`` must equal ``z_dim``.
+        z_dim: size of z_sem (512 in the paper; 512 on ground-truth sets is a benchbench choice, methods.md §9).
+            Changing it means changing all three: ``--set model.z_dim=D --set model.unet.cond_dim=D
+            --set model.encoder.out_dim=D``.
+        num_steps, beta_start, beta_end: the linear DDPM schedule (T = 1000, 1e-4 -> 0.02).
+        sample_steps: DDIM steps for reconstruct, traverse and sample (and for the DDIM inversion); 20 is the
+            official code's T_eval during training, its CelebA FID script uses 10.
+        latent_sampler: prior of z_sem for ``sample``; only "gaussian" (module doc) exists, the latent DDIM does not.
+        stats_momentum: weight of a new batch in the running mean/covariance of z_sem (1/momentum batches is
+            roughly the window; the first batches are averaged uniformly).
+    """
+
+    unet: UNetConfig = field(default_factory=lambda: PAPER_UNET)
+    encoder: SemanticEncoderConfig = field(default_factory=lambda: PAPER_ENCODER)
+    z_dim: int = 512
+    num_steps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    sample_steps: int = 20
+    latent_sampler: str = "gaussian"
+    stats_momentum: float = 0.001
+
+
+def _check(cfg: DiffAEConfig, spec: DataSpec) -> None:
+    """Raise ConfigError for settings that cannot build a Diff-AE for ``spec`` (checked at build time, so that
+    several ``--set`` overrides may pass through inconsistent intermediate configs)."""
+    d = cfg.z_dim
+    if cfg.unet.cond_dim != d or cfg.encoder.out_dim != d:
+        raise ConfigError(
+            f"diffae: model.z_dim={d} but model.unet.cond_dim={cfg.unet.cond_dim} and model.encoder.out_dim="
+            f"{cfg.encoder.out_dim}; set all three, e.g. --set model.z_dim={d} --set model.unet.cond_dim={d} "
+            f"--set model.encoder.out_dim={d}"
+        )
+    if cfg.unet.cond_mode != "scale":
+        raise ConfigError("diffae: model.unet.cond_mode must be 'scale' (Diff-AE's h (1 + z_s), methods.md §4)")
+    if cfg.latent_sampler != "gaussian":
+        raise ConfigError(
+            f"diffae: model.latent_sampler={cfg.latent_sampler!r} is not available; only 'gaussian' is implemented "
+            f"(the latent DDIM of Preechakul et al. Sec. 4 is follow-up work)"
+        )
+    if not 1 <= cfg.sample_steps <= cfg.num_steps:
+        raise ConfigError(f"diffae: model.sample_steps must be in 1..{cfg.num_steps}, got {cfg.sample_steps}")
+    if not 0 < cfg.stats_momentum <= 1:
+        raise ConfigError(f"diffae: model.stats_momentum must be in (0, 1], got {cfg.stats_momentum}")
+    for name, sub in (("unet", cfg.unet), ("encoder", cfg.encoder)):
+        if sub.resolution != spec.resolution or sub.in_channels != spec.channels:
+            raise ConfigError(
+                f"diffae: model.{name} is built for {sub.in_channels}x{sub.resolution}x{sub.resolution} images but "
+                f"{spec.name!r} yields {spec.channels}x{spec.resolution}x{spec.resolution}; set --set "
+                f"data.resolution={sub.resolution} or change model.unet.resolution and model.encoder.resolution"
+            )
+    if cfg.unet.out_channels != spec.channels:
+        raise ConfigError(f"diffae: model.unet.out_channels must be {spec.channels} (eps has the image's channels)")
+
+
+# Presets.
+
+_SMOKE_Z = 8
+_QUICK_Z = 16
+# 72M training samples at batch 128 (methods.md §4): Adam 1e-4, no weight decay, grad clip 1, EMA 0.9999, fp16.
+PAPER_TRAIN = TrainConfig(steps=562_500, batch_size=128, lr=1e-4, grad_clip=1.0, ema_decay=0.9999,
+                          log_every=1000, ckpt_every=10_000)
+_PAPER = Preset(DiffAEConfig(), PAPER_TRAIN)
+
+PRESETS = {
+    # Seconds on a CPU: 16x16 images, a two-level UNet without attention, 8-d code.
+    "smoke": Preset(
+        DiffAEConfig(
+            unet=UNetConfig(resolution=16, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
+                            attention_resolutions=(), dropout=0.0, num_groups=4, cond_dim=_SMOKE_Z),
+            encoder=SemanticEncoderConfig(resolution=16, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
+                                          attention_resolutions=(), num_groups=4, out_dim=_SMOKE_Z),
+            z_dim=_SMOKE_Z, sample_steps=5, stats_momentum=0.2,
+        ),
+        TrainConfig(steps=10, batch_size=8, lr=1e-3, log_every=5, ckpt_every=5),
+        data=(("resolution", 16),),
+    ),
+    # Not a paper setting: a CPU-laptop run at 32x32 with a 16-d code (the paper's is 512-d). The semantic encoder is
+    # smaller than the UNet's encoder half because evaluation at quick sizes encodes ~165k distinct images (FactorVAE
+    # and BetaVAE-score batches): base 16 with attention costs ~2.2 ms per image on one busy core, this one ~0.9 ms.
+    # Fewer code dims also keep DCI's gradient-boosted trees (one per factor, cost ~ dims) affordable. Measured on
+    # shapes3d-synth with one thread on a shared 2-core machine: 1000 steps in 194 s, figures and scoring 90 s,
+    # 4 min 50 s in all (4 min of CPU time).
+    "quick": Preset(
+        DiffAEConfig(
+            unet=UNetConfig(resolution=32, base_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1,
+                            attention_resolutions=(8,), num_groups=8, dropout=0.0, cond_dim=_QUICK_Z),
+            encoder=SemanticEncoderConfig(resolution=32, base_channels=8, channel_mult=(1, 2, 4), num_res_blocks=1,
+                                          attention_resolutions=(), num_groups=4, out_dim=_QUICK_Z),
+            z_dim=_QUICK_Z, sample_steps=10, stats_momentum=0.02,
+        ),
+        TrainConfig(steps=1000, batch_size=16, lr=1e-3, grad_clip=1.0, ema_decay=0.99, warmup_steps=100,
+                    log_every=50, ckpt_every=500),
+        data=(("resolution", 32),),
+    ),
+    # CelebA-64 is the paper's setting; shapes3d and mpi3d reuse it (benchbench choice, methods.md §9 "*").
+    "paper": {"default": _PAPER, "celeba": _PAPER},
+}
+
+
+@register_method(
+    "diffae", config=DiffAEConfig, presets=PRESETS,
+    description="Diff-AE (Preechakul et al. 2022): semantic encoder + z-conditioned DDIM, Gaussian z prior",
+)
+class DiffAE(Method):
+    """Semantic encoder + z_sem-conditioned DDIM (Preechakul et al. 2022, Sec. 3); the module doc has the details.
+
+    Buffers: ``z_mean`` [D], ``z_cov`` [D, D] (running statistics of training codes) and ``z_batches`` (how many
+    batches they summarise).
+    """
+
+    cfg: DiffAEConfig
+    z_mean: Tensor
+    z_cov: Tensor
+    z_batches: Tensor
+
+    def __init__(self, cfg: DiffAEConfig, spec: DataSpec) -> None:
+        _check(cfg, spec)
+        super().__init__(cfg, spec)
+        self.encoder = SemanticEncoder(cfg.encoder)
+        self.unet = UNet(cfg.unet)
+        self.schedule = Schedule.linear(cfg.num_steps, cfg.beta_start, cfg.beta_end)
+        # N(0, I) until the first training batch replaces it.
+        self.register_buffer("z_mean", torch.zeros(cfg.z_dim))
+        self.register_buffer("z_cov", torch.eye(cfg.z_dim))
+        self.register_buffer("z_batches", torch.zeros((), dtype=torch.long))
+
+    # Training.
+
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        """Simple eps-MSE (Ho et al. 2020, Eq. 14) conditioned on Enc(x_0); x [N, C, H, W] in [-1, 1].
+
+        Random numbers are drawn in this order: t [N] (``torch.randint``), then eps (``torch.randn_like``).
+
+        Returns:
+            {"loss": mean over pixels and batch, "z_std": mean per-dimension std of z_sem in the batch}.
+        """
+        t = torch.randint(0, self.cfg.num_steps, (x.shape[0],), device=x.device)
+        noise = torch.randn_like(x)
+        z = self.encoder(x)
+        eps = self.unet(self.schedule.q_sample(x, t, noise), t, z)
+        mse = F.mse_loss(eps.float(), noise.float())
+        if self.training:
+            self._update_latent_stats(z.detach().float())
+        return {"loss": mse, "z_std": z.detach().float().std(0).mean()}
+
+    @torch.no_grad()
+    def _update_latent_stats(self, z: Tensor) -> None:
+        """Fold a batch of codes z [B, D] into the running mean and covariance.
+
+        With weight a for the batch (mean m, biased covariance C): mu' = mu + a (m - mu) and
+        Sigma' = (1 - a) Sigma + a C + a (1 - a) (m - mu)(m - mu)^T, the exact covariance of the two-part mixture.
+        a = max(1 / (k + 1), stats_momentum) after k batches, so the first batch replaces the N(0, I) start.
+        """
+        k = int(self.z_batches)
+        a = max(1.0 / (k + 1), self.cfg.stats_momentum)
+        m = z.mean(0)
+        zc = z - m
+        c = zc.T @ zc / z.shape[0]
+        delta = (m - self.z_mean).unsqueeze(1)
+        self.z_cov.mul_(1 - a).add_(a * c + a * (1 - a) * (delta @ delta.T))
+        self.z_mean.add_(a * delta.squeeze(1))
+        self.z_batches.add_(1)
+
+    # Inference.
+
+    def _eps_fn(self, z: Tensor) -> EpsFn:
+        """eps_theta(., ., z) for the samplers; z [B, D] matches the batch they run on."""
+        return lambda x_t, t: self.unet(x_t, t, z)
+
+    # The factor metrics see z_sem z-normalised with dataset statistics, as Diff-AE's own attribute classifiers
+    # do (``manipulate_znormalize``, methods.md §4): raw z_sem of a small model can sit entirely under
+    # FactorVAE's absolute 0.05 std prune threshold. TAD and ``benchbench score`` see raw z_sem.
+    code_postprocess = staticmethod(standardize_codes)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The metrics' representation [N, z_dim] of x [N, C, H, W]: raw z_sem."""
+        return self.encoder(x)
+
+    def stochastic_code(self, x: Tensor, z: Tensor) -> Tensor:
+        """x_T [N, C, H, W]: DDIM inversion of x [N, C, H, W] given its z_sem [N, D] (stochastic encoder)."""
+        return ddim_encode(self._eps_fn(z), x, self.schedule, self.cfg.sample_steps)
+
+    def decode(self, x_T: Tensor, z: Tensor) -> Tensor:
+        """Deterministic DDIM decoding (eta = 0) of (z_sem [N, D], x_T [N, C, H, W]) -> [N, C, H, W] in [-1, 1]."""
+        return ddim_sample(self._eps_fn(z), x_T, self.schedule, self.cfg.sample_steps).clamp(-1, 1)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """x [N, C, H, W] -> encode, invert to x_T, decode: [N, C, H, W] in [-1, 1]."""
+        z = self.encoder(x)
+        return self.decode(self.stochastic_code(x, z), z)
+
+    @torch.no_grad()
+    def traverse(self, x: Tensor, dim: int, values: Tensor) -> Tensor:
+        """Decode each x's own x_T with code dimension ``dim`` set to each of ``values`` [V] (in ``encode``'s units):
+        [V, N, C, H, W] in [-1, 1]."""
+        z = self.encoder(x)
+        x_T = self.stochastic_code(x, z)
+        v, n = len(values), x.shape[0]
+        values = values.to(z)
+        zs = z.unsqueeze(0).repeat(v, 1, 1)  # [V, N, D]
+        zs[:, :, dim] = values[:, None]
+        out = self.decode(x_T.repeat(v, 1, 1, 1), zs.flatten(0, 1))  # value-major, as the reshape below
+        return out.view(v, n, *x.shape[1:])
+
+    def latent_prior(self) -> tuple[Tensor, Tensor]:
+        """(mu [D], L [D, D]) with L L^T = Sigma of the Gaussian z_sem prior (float64, CPU; eigh for PSD safety)."""
+        mu = self.z_mean.detach().double().cpu()
+        cov = self.z_cov.detach().double().cpu()
+        evals, evecs = torch.linalg.eigh(0.5 * (cov + cov.T))
+        return mu, evecs * evals.clamp_min(0).sqrt()
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n samples [n, C, H, W] in [-1, 1]: z ~ N(mu, Sigma) (module doc), x_T ~ N(0, I), DDIM decode.
+
+        Both noises are drawn on the CPU from ``generator``, z's first, so a seed gives the same samples anywhere.
+        """
+        mu, lower = self.latent_prior()
+        z = mu + randn((n, self.cfg.z_dim), generator).double() @ lower.T
+        x_T = randn((n, self.spec.channels, self.spec.resolution, self.spec.resolution), generator, device=self.device)
+        return self.decode(x_T, z.to(self.device, torch.float32))
