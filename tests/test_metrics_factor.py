@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import mutual_info_score
 
-from benchbench.errors import BenchbenchError, ConfigError
+from benchbench.errors import BenchbenchError
 from benchbench.metrics.base import MetricResult
 from benchbench.metrics.dci import dci, dci_from_importance
 from benchbench.metrics.factor_vae import factor_vae_score, majority_classifier, vote_accuracy
@@ -338,9 +338,3 @@ def test_error_names_the_constant_factor() -> None:
     z, y = _fit4()
     with pytest.raises(BenchbenchError, match="factor column 2 has a single value"):
         mig(z, np.hstack([y, np.full((40, 1), 2)]))
-
-
-def test_dci_fast_mode_not_available() -> None:
-    z, y = _fit4()
-    with pytest.raises(ConfigError, match="not available yet"):
-        dci(z, y, z, y, mode="fast")
