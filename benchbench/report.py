@@ -160,6 +160,9 @@ class Table:
 
 
 def _fmt(x: float) -> str:
+    """3 decimals; values below 0.001 in magnitude (posterior mean gaps) keep 3 significant digits instead."""
+    if x != 0 and abs(x) < 1e-3:
+        return f"{x:.2e}"
     s = f"{x:.3f}"
     return "0.000" if s == "-0.000" else s
 
