@@ -5,3 +5,5 @@ decorator); the VAE baselines live in :mod:`benchbench.baselines`.
 """
 
 from benchbench.methods import diffae as diffae
+from benchbench.methods import dpm as dpm
+from benchbench.methods import pdae as pdae
