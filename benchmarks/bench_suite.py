@@ -16,26 +16,19 @@ import numpy as np
 import torch
 
 from benchbench.metrics.settings import EvalConfig
+from benchbench.metrics.table import CodeTable
 from benchbench.registry import metrics
 
 SIZES = (10, 10, 10, 8, 4, 15)
 
 
-class CodeTable:
-    """A FactorSource whose representation is a lookup into precomputed codes [480000, D]."""
-
-    def __init__(self, dims: int = 10, seed: int = 0) -> None:
-        rng = np.random.default_rng(seed)
-        grid = np.stack(np.unravel_index(np.arange(int(np.prod(SIZES))), SIZES), axis=1).astype(np.float64)
-        mix = np.eye(len(SIZES), dims) + 0.2 * rng.normal(size=(len(SIZES), dims))
-        self.table = grid / np.array(SIZES) @ mix + 0.05 * rng.normal(size=(len(grid), dims))
-        self.factor_sizes = SIZES
-
-    def sample_factors(self, n: int, random_state: np.random.RandomState) -> np.ndarray:
-        return np.stack([random_state.randint(s, size=n) for s in SIZES], axis=1)
-
-    def represent(self, factors: np.ndarray) -> np.ndarray:
-        return self.table[np.ravel_multi_index(tuple(factors.T), SIZES)]
+def code_table(dims: int = 10, seed: int = 0) -> CodeTable:
+    """480,000 Shapes3D grid points mapped to ``dims`` codes mixing the factors, plus noise."""
+    rng = np.random.default_rng(seed)
+    mix = np.eye(len(SIZES), dims) + 0.2 * rng.normal(size=(len(SIZES), dims))
+    return CodeTable.from_function(
+        SIZES, lambda grid: grid / np.array(SIZES) @ mix + 0.05 * rng.normal(size=(len(grid), dims))
+    )
 
 
 def main() -> None:
@@ -44,7 +37,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    source = CodeTable()
+    source = code_table()
     cfg = EvalConfig()
     cfg = replace(cfg, dci=replace(cfg.dci, mode=args.dci_mode))
     total = 0.0

@@ -19,7 +19,6 @@ import torch
 from torch import Tensor, nn
 
 from benchbench.baselines.beta_vae import BetaVAEConfig
-from benchbench.cli import main
 from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
 from benchbench.method import Method
@@ -47,17 +46,6 @@ class NaNMethod(Method):
         return x.flatten(1)[:, :4]
 
 
-def invoke(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["benchbench", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def snapshot(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
@@ -77,7 +65,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_run_then_report(results: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_run_then_report(results: Path, invoke) -> None:
     record = json.loads(next(results.rglob("result.json")).read_text())
     assert set(record["metrics"]) == {"factorvae", "mig", "dci", "sap", "modularity", "betavae_score"}
     assert set(record["missing"]) <= {"fid"}  # skipped (with a warning) only when its weights are absent
@@ -85,16 +73,15 @@ def test_run_then_report(results: Path, monkeypatch: pytest.MonkeyPatch, capsys:
     assert record["source"] == "synthetic" and record["provenance"]["versions"]["torch"]
     config = json.loads(next(results.rglob("config.json")).read_text())
     assert config["config"]["train"]["steps"] == 20 and config["seed"] == 0
-    code, out, _ = invoke(["report", "--out", str(results), "--format", "csv"], monkeypatch, capsys)
+    code, out, _ = invoke(["report", "--out", str(results), "--format", "csv"])
     assert code == 0
     assert out.splitlines()[0] == "dataset,method,preset,metric,mean,std,n"
     assert any(line.startswith("shapes3d-synth,betavae,smoke,mig,") for line in out.splitlines())
 
 
-def test_completed_seed_is_skipped(results: Path, monkeypatch, capsys) -> None:
+def test_completed_seed_is_skipped(results: Path, invoke) -> None:
     before = snapshot(results)
-    code, out, _ = invoke(["run", "--method", "betavae", "--seeds", "1", "--out", str(results), *SMOKE],
-                          monkeypatch, capsys)
+    code, out, _ = invoke(["run", "--method", "betavae", "--seeds", "1", "--out", str(results), *SMOKE])
     assert code == 0 and "complete already, skipped" in out
     assert snapshot(results) == before
 
@@ -130,7 +117,7 @@ BAD = {
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_input_is_one_line_and_changes_nothing(case: str, results: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+                                                   invoke) -> None:
     args, expected = BAD[case]
     args = [a for a in args if a != "run"]
     data = tmp_path / "data"
@@ -147,7 +134,7 @@ def test_bad_input_is_one_line_and_changes_nothing(case: str, results: Path, tmp
     elif case == "wrong shape":
         _h5(data / "3dshapes.h5", images=np.zeros((4, 32, 32, 3), np.uint8), labels=labels)
     before = snapshot(results)
-    code, out, err = invoke(["run", *args, "--out", str(results), "--data-dir", str(data)], monkeypatch, capsys)
+    code, out, err = invoke(["run", *args, "--out", str(results), "--data-dir", str(data)])
     assert code != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
@@ -155,17 +142,17 @@ def test_bad_input_is_one_line_and_changes_nothing(case: str, results: Path, tmp
     assert snapshot(results) == before
 
 
-def test_unwritable_results_folder(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_unwritable_results_folder(tmp_path: Path, invoke) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, err = invoke(["run", "--method", "betavae", *SMOKE, "--out", str(blocker / "sub")], monkeypatch, capsys)
+    code, _, err = invoke(["run", "--method", "betavae", *SMOKE, "--out", str(blocker / "sub")])
     assert code != 0 and err.strip().count("\n") == 0 and "not writable" in err and "--out" in err
     assert blocker.read_text() == "x"
 
 
-def test_nan_loss_fails_cleanly_and_keeps_other_runs(results: Path, monkeypatch, capsys) -> None:
+def test_nan_loss_fails_cleanly_and_keeps_other_runs(results: Path, invoke) -> None:
     before = snapshot(results)
-    code, _, err = invoke(["run", "--method", "_nan", *SMOKE, "--out", str(results)], monkeypatch, capsys)
+    code, _, err = invoke(["run", "--method", "_nan", *SMOKE, "--out", str(results)])
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert code != 0 and len(errors) == 1 and "Traceback" not in err
     assert "non-finite loss (nan) at step 4" in errors[0] and err.strip().endswith(errors[0])

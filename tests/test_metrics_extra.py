@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -24,6 +22,7 @@ from benchbench.metrics.modularity import (
 )
 from benchbench.metrics.sap import sap, sap_arrays, sap_from_matrix
 from benchbench.metrics.settings import ModularitySettings, SAPSettings, eval_preset
+from benchbench.metrics.table import CodeTable
 from benchbench.metrics.utils import generate_batch_factor_code, histogram_discretize, shuffle_split
 from benchbench.registry import metrics
 
@@ -32,21 +31,7 @@ SIZES = (4, 5, 3)
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-class TableSource:
-    """A FactorSource whose representation is a code table indexed by the flat factor index."""
-
-    def __init__(self, factor_sizes: tuple[int, ...], code_fn: Callable[[np.ndarray], np.ndarray]) -> None:
-        self.factor_sizes = tuple(factor_sizes)
-        grid = np.stack(np.meshgrid(*[np.arange(n) for n in factor_sizes], indexing="ij"), -1)
-        self.table = np.asarray(code_fn(grid.reshape(-1, len(factor_sizes))), dtype=np.float64)
-        self.calls = 0
-
-    def sample_factors(self, n: int, random_state: np.random.RandomState) -> np.ndarray:
-        return np.stack([random_state.randint(s, size=n) for s in self.factor_sizes], axis=1)
-
-    def represent(self, factors: np.ndarray) -> np.ndarray:
-        self.calls += 1
-        return self.table[np.ravel_multi_index(tuple(factors.T), self.factor_sizes)]
+TableSource = CodeTable.from_function  # a FactorSource over a code table built from a function
 
 
 def noisy(f: np.ndarray, scale: float = 0.01) -> np.ndarray:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 from sklearn.metrics import mutual_info_score
@@ -14,6 +12,7 @@ from benchbench.metrics.dci import dci, dci_from_importance
 from benchbench.metrics.factor_vae import factor_vae_score, majority_classifier, vote_accuracy
 from benchbench.metrics.mig import mig
 from benchbench.metrics.settings import eval_preset
+from benchbench.metrics.table import CodeTable
 from benchbench.metrics.utils import (
     discrete_entropy,
     discrete_mutual_info,
@@ -26,21 +25,7 @@ from benchbench.registry import metrics
 SIZES = (4, 5, 3)
 
 
-class TableSource:
-    """A FactorSource whose representation is a code table indexed by the flat factor index."""
-
-    def __init__(self, factor_sizes: tuple[int, ...], code_fn: Callable[[np.ndarray], np.ndarray]) -> None:
-        self.factor_sizes = tuple(factor_sizes)
-        grid = np.stack(np.meshgrid(*[np.arange(n) for n in factor_sizes], indexing="ij"), -1)
-        self.table = np.asarray(code_fn(grid.reshape(-1, len(factor_sizes))), dtype=np.float64)
-        self.calls = 0
-
-    def sample_factors(self, n: int, random_state: np.random.RandomState) -> np.ndarray:
-        return np.stack([random_state.randint(s, size=n) for s in self.factor_sizes], axis=1)
-
-    def represent(self, factors: np.ndarray) -> np.ndarray:
-        self.calls += 1
-        return self.table[np.ravel_multi_index(tuple(factors.T), self.factor_sizes)]
+TableSource = CodeTable.from_function  # a FactorSource over a code table built from a function
 
 
 def noisy(f: np.ndarray, scale: float = 0.01) -> np.ndarray:

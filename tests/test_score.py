@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchbench.cli import main
 from benchbench.score import score_arrays
-
-
-def invoke(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["benchbench", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture
@@ -44,15 +31,15 @@ def arrays(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
-def test_table_and_json(arrays, monkeypatch, capsys) -> None:
+def test_table_and_json(arrays, invoke) -> None:
     code, out, _ = invoke(["score", "--codes", str(arrays["codes"]), "--factors", str(arrays["factors"]),
-                           "--metrics", "mig,dci"], monkeypatch, capsys)
+                           "--metrics", "mig,dci"])
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("mig ") and lines[1].startswith("dci ")
     assert float(lines[0].split()[1]) > 0.95
     code, out, _ = invoke(["score", "--codes", str(arrays["npz"]), "--factors", str(arrays["npz"]), "--json",
-                           "--metrics", "mig"], monkeypatch, capsys)
+                           "--metrics", "mig"])
     result = json.loads(out)
     assert code == 0 and result["mig"]["value"] > 0.95 and result["mig"]["settings"]["num_bins"] == 20
 
@@ -78,9 +65,8 @@ def test_default_metrics_are_the_array_ones() -> None:
         ("codes", "factors", ["--set", "dci.mod=fast"], "did you mean mode"),
     ],
 )
-def test_bad_arrays_are_rejected_in_one_line(arrays, codes, factors, extra, message, monkeypatch, capsys) -> None:
+def test_bad_arrays_are_rejected_in_one_line(arrays, codes, factors, extra, message, invoke) -> None:
     path = arrays.get(codes, arrays["codes"].parent / "missing.npy")
-    code, out, err = invoke(["score", "--codes", str(path), "--factors", str(arrays[factors]), *extra],
-                            monkeypatch, capsys)
+    code, out, err = invoke(["score", "--codes", str(path), "--factors", str(arrays[factors]), *extra])
     assert code != 0 and out == ""
     assert err.startswith("error: ") and err.strip().count("\n") == 0 and message in err, err
