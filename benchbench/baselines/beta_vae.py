@@ -36,7 +36,7 @@ class BetaVAEConfig:
 # disentanglement_lib's setting (methods.md §2): Adam lr 1e-4, β 0.9/0.999, eps 1e-8, batch 64, 300k steps.
 PAPER_TRAIN = TrainConfig(steps=300_000, batch_size=64, lr=1e-4, log_every=1000, ckpt_every=10_000)
 
-# "quick" is not a paper setting: 800 steps at lr 1e-3 take about 50-60 s on 2 CPU cores (~65 ms per
+# "quick" is not a paper setting: 700 steps at lr 1e-3 take about 45-55 s on 2 CPU cores (~65 ms per
 # step at batch 64, 64×64) and give coarse reconstructions only. The "celeba" paper entry keeps this
 # architecture with D = 32 (methods.md §9); InfoDiffusion's CelebA β-VAE row used its own U-Net-shaped
 # network and an MSE loss (methods.md §2), which benchbench does not reproduce.
@@ -47,7 +47,7 @@ PRESETS = {
     ),
     "quick": Preset(
         model=BetaVAEConfig(),
-        train=TrainConfig(steps=800, batch_size=64, lr=1e-3, log_every=50, ckpt_every=400),
+        train=TrainConfig(steps=700, batch_size=64, lr=1e-3, log_every=50, ckpt_every=350),
     ),
     "paper": {
         "default": Preset(BetaVAEConfig(), PAPER_TRAIN),

@@ -82,7 +82,7 @@ PRESETS = {
     ),
     "quick": Preset(
         model=InfoVAEConfig(),
-        train=TrainConfig(steps=800, batch_size=64, lr=1e-3, log_every=50, ckpt_every=400),
+        train=TrainConfig(steps=700, batch_size=64, lr=1e-3, log_every=50, ckpt_every=350),
     ),
     "paper": {
         "default": Preset(InfoVAEConfig(), PAPER_TRAIN),

@@ -165,7 +165,7 @@ def eval_preset(preset: str) -> EvalConfig:
             fid=FIDSettings(num_gen=128, num_real=128),
             sap=SAPSettings(num_train=2_000, num_test=1_000),
             modularity=ModularitySettings(num_train=2_000, num_test=1_000),
-            betavae_score=BetaVAEScoreSettings(num_train=300, num_eval=150),
+            betavae_score=BetaVAEScoreSettings(num_train=200, num_eval=100),
             tad=TADSettings(num_images=2_000),
             pmg=PMGSettings(num_images=32, grid="default"),
         )
