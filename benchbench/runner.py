@@ -9,13 +9,10 @@ next run of the same command resumes from the checkpoint.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -103,25 +100,6 @@ def plan(
     return Plan(specs, data)
 
 
-@contextmanager
-def seed_lock(run_dir: Path) -> Iterator[bool]:
-    """Exclusive, non-blocking lock on a run folder; yields False when another process holds it."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
 def _header(spec: RunSpec, data: ImageData) -> dict[str, Any]:
     c = spec.cfg
     return {
@@ -136,7 +114,7 @@ def run_one(spec: RunSpec, data: ImageData, device: torch.device, progress: bool
     """Train and score one seed; returns a status line. Raises BenchbenchError on failure."""
     if (spec.dir / "result.json").exists():
         return f"seed {spec.cfg.seed}: complete already, skipped ({spec.dir})"
-    with seed_lock(spec.dir) as acquired:
+    with store.folder_lock(spec.dir) as acquired:
         if not acquired:
             return f"seed {spec.cfg.seed}: running in another process, skipped ({spec.dir})"
         if (spec.dir / "result.json").exists():  # finished by another process meanwhile

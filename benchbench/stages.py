@@ -15,15 +15,12 @@ it once: the second waits, then reuses it. An artifact whose checksum no longer 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import json
-import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,23 +104,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-@contextmanager
-def _exclusive(folder: Path, log: Log, what: str) -> Iterator[None]:
-    """Blocking exclusive lock on ``folder``; says so when it has to wait for another process."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"waiting for another process building stage {what}")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
 def cached(req: StageRequest, out: Path) -> Artifact | None:
     """The artifact of ``req`` if it is built and its checksum matches, else None."""
     d = req.dir(out)
@@ -161,7 +141,7 @@ def ensure(
     deps = {name: ensure(dep, data_for, device, out, log, progress) for name, dep in req.deps}
     d = req.dir(out)
     label = f"{req.kind}/{req.dataset}/{d.name}"
-    with _exclusive(d, log, label):
+    with store.folder_lock(d, on_wait=lambda: log(f"waiting for another process building stage {label}")):
         meta = store.read_json(d / "artifact.json")
         if (d / "artifact.pt").exists() or meta is not None:
             found = cached(req, out)

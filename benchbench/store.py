@@ -16,10 +16,12 @@ see half a file and two processes writing the same record leave one whole copy.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,30 @@ def read_json(path: Path) -> Any | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+@contextmanager
+def folder_lock(folder: Path, on_wait: Callable[[], None] | None = None) -> Iterator[bool]:
+    """Exclusive ``flock`` on ``folder/.lock`` (released when the process dies, so a killed run never
+    leaves it held). Without ``on_wait`` it does not block and yields False when another process holds
+    the lock; with ``on_wait`` it calls it once, then waits, and yields True."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is None:
+                yield False
+                return
+            on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def run_dir(out: Path, dataset: str, method: str, preset: str, cfg_hash: str, seed: int) -> Path:
