@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -40,6 +41,8 @@ class TrainConfig:
         log_every: steps between lines of ``stats.jsonl``.
         ckpt_every: steps between atomic checkpoints (a final one is always written).
         warmup_steps: linear learning-rate warm-up length (0: none).
+        lr_schedule: "constant" (lr after the warm-up) or "cosine" (after the warm-up, lr * (1 + cos(pi p)) / 2
+            with p the fraction of the remaining steps done: InfoDiffusion's warm-up + cosine annealing to 0).
     """
 
     steps: int = 1000
@@ -54,6 +57,20 @@ class TrainConfig:
     log_every: int = 50
     ckpt_every: int = 500
     warmup_steps: int = 0
+    lr_schedule: str = "constant"
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"train.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of (0-based) optimiser step ``step``: linear warm-up, then constant or cosine."""
+        if self.warmup_steps and step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.lr_schedule == "cosine":
+            done = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, done)))
+        return self.lr
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,17 @@ def training_batch(data: ImageData, pool: np.ndarray | None, seed: int, step: in
 
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * model, over parameters; buffers are copied."""
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p.detach(), 1.0 - decay)
+    """ema <- decay * ema + (1 - decay) * model, over parameters; buffers are copied.
+
+    Parameters whose names start with one of the model's ``ema_exclude`` prefixes (a method attribute, e.g.
+    DisDiff's ``("encoder.",)``: its encoder is not EMA-averaged) are copied too, so evaluation uses them as trained.
+    """
+    exclude = tuple(getattr(model, "ema_exclude", ()))
+    for (name, e), p in zip(ema.named_parameters(), model.parameters()):
+        if exclude and name.startswith(exclude):
+            e.copy_(p.detach())
+        else:
+            e.lerp_(p.detach(), 1.0 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
 
@@ -179,7 +187,7 @@ def train(
         for step in range(start, cfg.steps):
             torch.manual_seed(derive_seed(seed, step, rank))
             x = training_batch(data, pool, seed, step, rank, cfg.batch_size).to(device, non_blocking=True)
-            lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
+            lr = cfg.learning_rate(step)
             for group in opt.param_groups:
                 group["lr"] = lr
             autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
