@@ -81,11 +81,13 @@ def list_(data_dir: Path | None) -> None:
 @OUT
 @click.option("--format", "fmt", type=click.Choice(["latex", "markdown", "csv"]), default="latex",
               show_default=True)
-def report(out: Path, fmt: str) -> None:
+@click.option("--paper", is_flag=True,
+              help="Add published numbers (reported, not reproduced) beside real-data runs, with the differences.")
+def report(out: Path, fmt: str, paper: bool) -> None:
     """Aggregate completed runs: mean ± std over seeds, one table per dataset (LaTeX in OUT/tables/)."""
     from benchbench import report as rep
 
-    click.echo(rep.build_report(out, fmt))
+    click.echo(rep.build_report(out, fmt, paper=paper))
     if fmt == "csv":
         for line in rep.incomplete_and_failed(out):
             click.echo(line, err=True)

@@ -37,7 +37,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchbench import registry, store
+from benchbench import published, registry, store
 from benchbench.errors import BenchbenchError
 
 FORMATS = ("latex", "markdown", "csv")
@@ -144,10 +144,15 @@ class Cell:
 
 @dataclass
 class Row:
+    """A table row; ``kind`` is "run" (our runs, ranked), "reported" (a published number, never ranked) or
+    "delta" (our mean minus the published one)."""
+
     label: str
     preset: str
     n: int
     cells: dict[Column, Cell] = field(default_factory=dict)
+    kind: str = "run"
+    method: str = ""
 
 
 @dataclass
@@ -157,6 +162,7 @@ class Table:
     columns: list[Column]
     rows: list[Row]
     missing: dict[str, str]
+    notes: list[str] = field(default_factory=list)
 
 
 def _fmt(x: float) -> str:
@@ -215,7 +221,7 @@ def _columns(df: pd.DataFrame, everything: pd.DataFrame) -> list[Column]:
 def _rank(table: Table) -> None:
     """Mark best (1) and second-best (2) distinct rounded means per column, in place."""
     for col in table.columns:
-        cells = [row.cells[col] for row in table.rows if col in row.cells]
+        cells = [row.cells[col] for row in table.rows if col in row.cells and row.kind == "run"]
         if col.higher_is_better is None or len(cells) < 2:
             continue
         distinct = sorted({float(c.mean) for c in cells}, reverse=col.higher_is_better)
@@ -224,8 +230,9 @@ def _rank(table: Table) -> None:
             cell.rank = 1 if value == distinct[0] else 2 if value == distinct[1] else 0
 
 
-def _tables(df: pd.DataFrame) -> list[Table]:
-    """Aggregate the long frame into one ranked :class:`Table` per dataset (sorted by dataset)."""
+def _tables(df: pd.DataFrame, paper: bool = False) -> list[Table]:
+    """Aggregate the long frame into one ranked :class:`Table` per dataset (sorted by dataset); with ``paper``,
+    published numbers are added to the tables of real datasets (:func:`_add_reported`)."""
     df = _with_sig(df)
     tables = []
     for dataset, ds in df.groupby("dataset", sort=True):
@@ -237,7 +244,7 @@ def _tables(df: pd.DataFrame) -> list[Table]:
         rows = []
         for (_, method, preset, cfg_hash), g in ds.groupby(GROUP, sort=True):
             label = f"{method} ({preset}, {cfg_hash})" if groups_per_method[method] > 1 else str(method)
-            row = Row(label, str(preset), int(g["seed"].nunique()))
+            row = Row(label, str(preset), int(g["seed"].nunique()), method=str(method))
             sel = stats[(stats["method"] == method) & (stats["preset"] == preset)
                         & (stats["config_hash"] == cfg_hash)]
             for s in sel.itertuples(index=False):
@@ -249,8 +256,51 @@ def _tables(df: pd.DataFrame) -> list[Table]:
         missing = dict(zip(reasons["metric"], reasons["missing"], strict=True))
         table = Table(str(dataset), synthetic, columns, rows, missing)
         _rank(table)
+        if paper:
+            _add_reported(table)
         tables.append(table)
     return tables
+
+
+def _add_reported(table: Table) -> None:
+    """Add published rows ("reported", never ranked) and our-minus-published rows ("delta") to a real-data table.
+
+    A published metric goes into the first column of that metric (a new column when our runs have none). Synthetic
+    tables get a note instead: published numbers are never put beside look-alike data.
+    """
+    entries = published.for_dataset(table.dataset)
+    if table.synthetic or not entries:
+        why = "synthetic look-alike data" if table.synthetic else "no published numbers for this dataset"
+        table.notes.append(f"--paper: no published numbers shown ({why}).")
+        return
+    for r in entries:
+        if not any(c.metric == r.metric for c in table.columns):
+            meta = registry.metrics.get(r.metric).meta if r.metric in registry.metrics else {}
+            table.columns.append(Column(r.metric, "", "", meta.get("label", r.metric), meta.get("higher_is_better")))
+    column = {r.metric: next(c for c in table.columns if c.metric == r.metric) for r in entries}
+    reported: dict[str, Row] = {}
+    for r in entries:
+        row = reported.setdefault(r.method, Row(f"{r.label} (reported)", "published", 0, kind="reported"))
+        std = None if r.std is None else _fmt(r.std)
+        row.cells[column[r.metric]] = Cell(_fmt(r.mean), std, 1, 1)
+    deltas = []
+    for row in table.rows:
+        pub = reported.get(row.method)
+        if pub is None:
+            continue
+        delta = Row(f"difference {row.label} - reported", row.preset, row.n, kind="delta")
+        for col, cell in row.cells.items():
+            ref = pub.cells.get(col)
+            if ref is not None:
+                delta.cells[col] = Cell(f"{float(cell.mean) - float(ref.mean):+.3f}", None, 1, 1)
+        if delta.cells:
+            deltas.append(delta)
+    table.rows += [*reported.values(), *deltas]
+    table.notes.append("Rows marked (reported) are published numbers, not reproduced by benchbench; they are not "
+                       "ranked. 'difference' rows are our mean minus the published mean.")
+    for proto in dict.fromkeys(r.protocol for r in entries):
+        users = sorted({f"{r.label} ({r.status}; {r.source})" for r in entries if r.protocol == proto})
+        table.notes.append(f"Published protocol: {proto}. Sources: {'; '.join(users)}.")
 
 
 def _latex_escape(text: str) -> str:
@@ -285,12 +335,23 @@ def render_latex(table: Table) -> str:
              + _caption(table, r"$\pm$", "$n$", r"\textbf{bold}", r"\underline{underlined}") + "}",
              rf"\label{{tab:{table.dataset}}}", r"\begin{tabular}{llr" + "c" * len(table.columns) + "}",
              r"\toprule", " & ".join(head) + r" \\", r"\midrule"]
-    for row in table.rows:
+    for i, row in enumerate(table.rows):
+        if row.kind != "run" and table.rows[i - 1].kind == "run":
+            lines.append(r"\midrule")
         cells = [_cell_text(row.cells.get(col), r"$\pm$", "--", r"\textbf{%s}", r"\underline{%s}")
                  for col in table.columns]
-        lines.append(" & ".join([_latex_escape(row.label), _latex_escape(row.preset), str(row.n), *cells])
-                     + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        label = _latex_escape(row.label)
+        if row.kind == "reported":
+            cells = [rf"\textit{{{c}}}" if c != "--" else c for c in cells]
+            label = rf"\textit{{{label}}}$^\dagger$"
+        n = str(row.n) if row.kind != "reported" else "--"
+        lines.append(" & ".join([label, _latex_escape(row.preset), n, *cells]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if table.notes:
+        lines.append(r"\par\footnotesize " + r" \\ ".join(
+            (r"$^\dagger$" if i == 0 and "(reported)" in note else "") + _latex_escape(note)
+            for i, note in enumerate(table.notes)))
+    lines += [r"\end{table}"]
     lines += [f"% {metric} missing: {reason}" for metric, reason in sorted(table.missing.items())]
     return "\n".join(lines) + "\n"
 
@@ -307,14 +368,17 @@ def render_markdown(table: Table) -> str:
              "|" + "|".join([":--", ":--", "--:"] + ["--:"] * len(table.columns)) + "|"]
     for row in table.rows:
         cells = [_cell_text(row.cells.get(col), "±", "n/a", "**%s**", "<u>%s</u>") for col in table.columns]
-        lines.append("| " + " | ".join([esc(row.label), esc(row.preset), str(row.n), *cells]) + " |")
+        label = f"*{esc(row.label)}*" if row.kind == "reported" else esc(row.label)
+        n = str(row.n) if row.kind != "reported" else "n/a"
+        lines.append("| " + " | ".join([label, esc(row.preset), n, *cells]) + " |")
     caption = _caption(table, "±", "n", "**bold**", "<u>underlined</u>")
     lines += ["", caption[0].upper() + caption[1:]]
+    lines += [f"- {note}" for note in table.notes]
     lines += [f"- {metric} missing: {reason}" for metric, reason in sorted(table.missing.items())]
     return "\n".join(lines) + "\n"
 
 
-def render_csv(df: pd.DataFrame) -> str:
+def render_csv(df: pd.DataFrame, paper: bool = False) -> str:
     """Long-form ``dataset,method,preset,metric,mean,std,n`` rows; see the module docstring."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -332,16 +396,25 @@ def render_csv(df: pd.DataFrame) -> str:
         metric = f"{s.metric} ({s.mode})" if s.mode else s.metric
         std = "" if s.count < 2 else f"{s.std:.6f}"
         writer.writerow([s.dataset, s.method, preset, metric, f"{s.mean:.6f}", std, int(s.count)])
+    if paper:
+        real = sorted(d for d in set(valued["dataset"]) if not str(d).endswith("-synth")
+                      and not (valued[valued["dataset"] == d]["source"] == "synthetic").any())
+        for dataset in real:
+            for r in published.for_dataset(dataset):
+                std = "" if r.std is None else f"{r.std:.6f}"
+                writer.writerow([dataset, r.method, "reported", r.metric, f"{r.mean:.6f}", std, ""])
     return buf.getvalue()
 
 
-def build_report(out: Path, fmt: str = "latex", write: bool = True) -> str:
+def build_report(out: Path, fmt: str = "latex", write: bool = True, paper: bool = False) -> str:
     """Aggregate the completed runs below ``out`` into tables.
 
     Args:
         out: the results folder (holding ``runs/``).
         fmt: ``latex``, ``markdown`` or ``csv``.
         write: for latex/markdown, also write ``out/tables/<dataset>.tex|.md`` (atomically).
+        paper: add the published numbers (:mod:`benchbench.published`) to real-data tables, marked as reported,
+            with our-minus-published rows; csv gets them as ``preset = reported`` rows.
     Returns:
         The text to print: every dataset's table, then (latex/markdown only) the incomplete and failed
         runs, as ``%`` comments in LaTeX. For csv, get those from :func:`incomplete_and_failed`.
@@ -357,10 +430,10 @@ def build_report(out: Path, fmt: str = "latex", write: bool = True) -> str:
             f"no complete runs found under {out / 'runs'}; run e.g. `benchbench run --method betavae "
             f"--dataset shapes3d-synth --preset quick --out {out}` first")
     if fmt == "csv":
-        return render_csv(df)
+        return render_csv(df, paper)
     render, suffix = (render_latex, ".tex") if fmt == "latex" else (render_markdown, ".md")
     parts = []
-    for table in _tables(df):
+    for table in _tables(df, paper):
         text = render(table)
         if write:
             store.atomic_write_bytes(out / "tables" / f"{table.dataset}{suffix}", text.encode())

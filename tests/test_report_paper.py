@@ -1,0 +1,68 @@
+"""``report --paper``: published numbers beside real-data runs only, marked as reported, with differences."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+from benchbench import published, report
+from tests.test_report import _body, _run
+
+
+def test_published_data_matches_paper_tables() -> None:
+    entries = published.published()
+    disdiff = {(r.dataset, r.metric): (r.mean, r.std, r.status) for r in entries if r.method == "disdiff"}
+    # paper_tables.md §1 and §2 (verified cells).
+    assert disdiff[("shapes3d", "factorvae")] == (0.902, 0.043, "verified")
+    assert disdiff[("mpi3d", "dci")] == (0.337, 0.057, "verified")
+    assert disdiff[("celeba", "tad")] == (0.305, 0.010, "verified")
+    assert disdiff[("celeba", "fid")] == (18.2, 2.1, "verified")
+    info = {(r.dataset, r.metric): r.mean for r in entries if r.method == "infodiffusion"}
+    assert info == {("celeba", "tad"): 0.299, ("celeba", "fid"): 23.6}
+    # Every entry names its source and a protocol; every dataset is a real one.
+    assert all(r.source and r.protocol and r.status in ("verified", "UNVERIFIED") for r in entries)
+    assert {r.dataset for r in entries} == {"cars3d", "shapes3d", "mpi3d", "celeba"}
+    doc = json.loads(resources.files("benchbench").joinpath("data/published.json").read_text())
+    assert len(doc["entries"]) == len(entries)
+
+
+def test_paper_rows_beside_real_runs(tmp_path: Path) -> None:
+    for seed, v in enumerate([0.80, 0.84]):
+        _run(tmp_path, "disdiff", seed, {"factorvae": v, "dci": 0.7}, dataset="shapes3d", source="real")
+    _run(tmp_path, "betavae", 0, {"factorvae": 0.6, "dci": 0.2}, dataset="shapes3d", source="real")
+    plain = report.build_report(tmp_path, write=False)
+    assert "reported" not in plain
+    latex = report.build_report(tmp_path, write=False, paper=True)
+    body = _body(latex)
+    ours = [line for line in body if line.startswith("disdiff")]
+    assert ours == [r"disdiff & quick & 2 & \textbf{0.820 $\pm$ 0.028} & \textbf{0.700 $\pm$ 0.000} \\"]
+    reported = [line for line in body if "DisDiff (reported)" in line]
+    assert reported == [r"\textit{DisDiff (reported)}$^\dagger$ & published & -- & \textit{0.902 $\pm$ 0.043} & "
+                        r"\textit{0.723 $\pm$ 0.013} \\"]
+    # our mean - published mean, per column; betavae has no published Shapes3D number, so no difference row.
+    assert r"difference disdiff - reported & quick & 2 & -0.082 & -0.023 \\" in body
+    assert not any(line.startswith("difference betavae") for line in body)
+    # Published rows are never ranked: DisCo's 0.877 would otherwise beat our best.
+    assert any(line.startswith(r"\textit{DisCo (reported)}") and r"\textbf" not in line for line in body)
+    assert "not reproduced by benchbench" in latex and "EncDiff (NeurIPS 2024) Table 1" in latex
+    md = report.build_report(tmp_path, "markdown", write=False, paper=True)
+    assert "| *DisDiff (reported)* | published | n/a | 0.902 ± 0.043 | 0.723 ± 0.013 |" in md
+    csv_lines = report.build_report(tmp_path, "csv", paper=True).splitlines()
+    assert "shapes3d,disdiff,reported,factorvae,0.902000,0.043000," in csv_lines
+
+
+def test_paper_never_beside_synthetic_runs(tmp_path: Path) -> None:
+    _run(tmp_path, "disdiff", 0, {"factorvae": 0.5}, dataset="shapes3d-synth")
+    latex = report.build_report(tmp_path, write=False, paper=True)
+    assert "reported)" not in latex and "0.902" not in latex
+    assert "synthetic look-alike data" in latex
+    assert "reported" not in "\n".join(report.build_report(tmp_path, "csv", paper=True).splitlines()[1:])
+
+
+def test_paper_adds_a_column_our_runs_lack(tmp_path: Path) -> None:
+    _run(tmp_path, "infodiffusion", 0, {"tad": 0.2}, dataset="celeba", source="real")
+    md = report.build_report(tmp_path, "markdown", write=False, paper=True)
+    head = next(line for line in md.splitlines() if line.startswith("| Method"))
+    assert "FID" in head or "fid" in head
+    assert "| difference infodiffusion - reported | quick | 1 | -0.099 | n/a |" in md
