@@ -148,7 +148,7 @@ def evaluate(
     source = None
     if isinstance(data, GroundTruthData):
         source = EncoderSource(data, model.encode, device, cfg.encode_batch)
-        fit = getattr(type(model), "code_postprocess", None)
+        fit = getattr(model, "code_postprocess", None)
         if fit is not None and any(metrics.get(n).meta.get("needs") == "codes+factors" for n in names):
             # A method's registered code post-processing (Diff-AE's z-normalisation, DisDiff's per-factor
             # PCA) is fitted on a seeded sample of the dataset, then applied to every code a metric sees.

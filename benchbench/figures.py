@@ -64,7 +64,13 @@ def save_figures(
         path = out_dir / "reconstructions.png"
         _grid([to_uint8(x[:num_images]), to_uint8(rec)]).save(path)
         written.append(path)
-    if _implements(model, "traverse"):
+    if callable(getattr(model, "factor_traversals", None)):
+        # Methods with factor-structured codes (DisDiff) traverse one factor per row.
+        frames = model.factor_traversals(x[:1], model.encode(x).float(), num_values)  # [F, V, C, H, W]
+        path = out_dir / "traversals.png"
+        _grid([to_uint8(x[:1]).repeat(num_values, 0)[:1], *[to_uint8(row) for row in frames]]).save(path)
+        written.append(path)
+    elif _implements(model, "traverse"):
         codes = model.encode(x).float()
         mean, std = codes.mean(0), codes.std(0)
         dims = getattr(model, "traversal_dims", None)

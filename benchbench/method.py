@@ -45,7 +45,7 @@ class Method(nn.Module):
         """Decode x's code with dimension ``dim`` set to each of ``values`` [V]: [V, N, C, H, W]."""
         raise NotImplementedError
 
-    # Optional: ``code_postprocess(codes [M, D]) -> transform`` as a staticmethod, fitted by the evaluator on
+    # Optional: ``code_postprocess(codes [M, D]) -> transform`` (a staticmethod or a method), fitted by the evaluator on
     # codes of a seeded dataset sample; ``transform(codes [N, D]) -> [N, D']`` is applied to every code the
     # factor metrics see (TAD and ``benchbench score`` see raw ``encode`` output). See ``standardize_codes``.
 

@@ -1,0 +1,265 @@
+"""InfoDiffusion (``infodiffusion``): a diffusion decoder conditioned on a code regularised towards its prior.
+
+Reference: Wang et al., "InfoDiffusion: Representation Learning Using Information Maximizing Diffusion Models",
+ICML 2023, https://arxiv.org/abs/2306.08757; code isjakewong/InfoDiffusion (``models.py: InfoDiff``, branches ``main``
+and ``InfoDiffusion-dev``); methods.md §7 and hazard 6 of §10.
+
+An encoder gives a deterministic code a = Enc(x_0) [N, a_dim]; a z-conditioned eps-predicting UNet is trained jointly
+with it from scratch. The objective is the InfoVAE form L_diff + (1 - alpha) KL + (alpha + lambda - 1) D(q(a) || p(a))
+with alpha = 1, lambda = 0.1 and D = MMD, which is what the code trains for the reported setting
+(``--mmd_weight 0.1 --kld_weight 0``, prior N(0, I)):
+
+    L = mean || eps - eps_theta(x_t, t, a) ||^2 + (1 / T) mean || x0_tilde - x_0 ||^2 + 0.1 MMD(a, N(0, I)),
+    x0_tilde = (x_0 - beta_1 / sqrt(1 - ab_1) eps_hat) / sqrt(alpha_1),
+
+where eps_hat is the prediction at the sampled t (the reference's quirk; the term is numerically negligible).
+The MMD is :func:`benchbench.baselines.info_vae.mmd` (biased estimate, kernel exp(-||x - y||^2 / D^2)).
+``kld_weight > 0`` instead trains the code's KL variant: mu, log sigma^2 = Linear(a), Linear(a), the decoder sees the
+reparameterised sample, the KL (mean over the batch of the sum over dimensions, dev branch) is weighted by
+``kld_weight`` and the representation is mu. As in the dev branch, both weights > 0 is an error.
+
+Architecture (benchbench default: the dev branch, which its README calls closer to the paper). Decoder: the ADM UNet
+of :mod:`benchbench.nets.unet` (CelebA-64: base 64, (1, 2, 4, 8), 2 blocks, attention at 16, dropout 0.1, time
+embedding 256); the code enters through fc_a = Linear(a_dim -> 256) and, per ResBlock, (z_s, z_b) =
+Linear(SiLU(fc_a(a))) applied right after the time modulation, h <- (GN(h)(1 + t_s) + t_b)(1 + z_s) + z_b. The dev
+branch applies that second modulation to a second GN/conv stage of the block; we use the main branch's placement
+(one stage), so a block has the same layout as every other benchbench UNet. Encoder: the same UNet layout with a
+single output channel at full resolution, flattened, then Linear -> a. The reference's encoder has no time input; ours
+runs the UNet at the fixed t = 0, where the time modulation reduces to a learned per-channel affine map (what GN's own
+affine does), so it is the same function class.
+
+Diffusion: linear beta 1e-5 -> 1e-2 over T = 1000 (the code's default, not DDPM's), no EMA. Generation samples a from
+its prior N(0, I) (the point of regularising q(a) towards it) and decodes with deterministic DDIM in ``sample_steps``
+steps; the reference loops over all 1000 steps with eta = 0.01, and its FID uses a latent DDPM on a, which is not
+built here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from benchbench.baselines.info_vae import mmd
+from benchbench.config import Preset, TrainConfig
+from benchbench.datasets.base import DataSpec
+from benchbench.diffusion import EpsFn, Schedule, ddim_encode, ddim_sample
+from benchbench.errors import ConfigError
+from benchbench.method import Method, randn, standardize_codes
+from benchbench.nets.unet import UNet, UNetConfig
+from benchbench.registry import register_method
+
+# InfoDiffusion CelebA-64, dev branch (methods.md §7): ch 64, (1, 2, 4, 8), 2 blocks, attention at 16×16,
+# dropout 0.1, time embedding 256; the code embedding fc_a has the time embedding's width.
+PAPER_DECODER = UNetConfig(base_channels=64, channel_mult=(1, 2, 4, 8), num_res_blocks=2, attention_resolutions=(16,),
+                           dropout=0.1, time_embed_dim=256, cond_dim=256, cond_mode="scale_shift")
+PAPER_ENCODER = replace(PAPER_DECODER, out_channels=1, cond_dim=0, cond_mode="scale")
+
+
+@dataclass(frozen=True)
+class InfoDiffusionConfig:
+    """InfoDiffusion settings; defaults are the CelebA-64 dev-branch model with the reported MMD setting.
+
+    Attributes:
+        unet: the a-conditioned decoder; ``cond_dim`` is the width of fc_a's output, ``cond_mode`` "scale_shift".
+        encoder: the encoder UNet; ``out_channels`` 1, unconditioned (``cond_dim`` 0).
+        a_dim: code size (32: the README's training command; its evaluation commands use 256, methods.md §7).
+        mmd_weight: weight of MMD(a, N(0, I)) (0.1, the reported setting).
+        kld_weight: weight of the per-sample KL of the reparameterised variant (0: off; see the module doc).
+        x0_weight: weight of the x0_tilde reconstruction term; None means 1 / T (the reference's).
+        num_steps, beta_start, beta_end: the linear schedule (T = 1000, 1e-5 -> 1e-2, the code's default).
+        sample_steps: DDIM steps of sample, reconstruct and traverse (and of the DDIM inversion).
+    """
+
+    unet: UNetConfig = field(default_factory=lambda: PAPER_DECODER)
+    encoder: UNetConfig = field(default_factory=lambda: PAPER_ENCODER)
+    a_dim: int = 32
+    mmd_weight: float = 0.1
+    kld_weight: float = 0.0
+    x0_weight: float | None = None
+    num_steps: int = 1000
+    beta_start: float = 1e-5
+    beta_end: float = 1e-2
+    sample_steps: int = 50
+
+
+def _check(cfg: InfoDiffusionConfig, spec: DataSpec) -> None:
+    """ConfigError for settings that cannot build an InfoDiffusion model for ``spec``."""
+    if cfg.mmd_weight > 0 and cfg.kld_weight > 0:
+        raise ConfigError("infodiffusion: set model.mmd_weight or model.kld_weight, not both (the reference asserts)")
+    if cfg.mmd_weight < 0 or cfg.kld_weight < 0:
+        raise ConfigError("infodiffusion: model.mmd_weight and model.kld_weight must be >= 0")
+    if cfg.a_dim < 1:
+        raise ConfigError(f"infodiffusion: model.a_dim must be >= 1, got {cfg.a_dim}")
+    if cfg.unet.cond_dim < 1 or cfg.unet.cond_mode != "scale_shift":
+        raise ConfigError("infodiffusion: model.unet needs cond_dim >= 1 (fc_a's width) and cond_mode 'scale_shift'")
+    if cfg.encoder.cond_dim or cfg.encoder.out_channels != 1:
+        raise ConfigError("infodiffusion: model.encoder must have cond_dim 0 and out_channels 1")
+    if not 1 <= cfg.sample_steps <= cfg.num_steps:
+        raise ConfigError(f"infodiffusion: model.sample_steps must be in 1..{cfg.num_steps}, got {cfg.sample_steps}")
+    for name, sub in (("unet", cfg.unet), ("encoder", cfg.encoder)):
+        if sub.resolution != spec.resolution or sub.in_channels != spec.channels:
+            raise ConfigError(
+                f"infodiffusion: model.{name} is built for {sub.in_channels}x{sub.resolution}x{sub.resolution} "
+                f"images but {spec.name!r} yields {spec.channels}x{spec.resolution}x{spec.resolution}; set "
+                f"--set data.resolution={sub.resolution} or change model.unet.resolution and model.encoder.resolution"
+            )
+    if cfg.unet.out_channels != spec.channels:
+        raise ConfigError(f"infodiffusion: model.unet.out_channels must be {spec.channels}")
+
+
+class CodeEncoder(nn.Module):
+    """a = Linear(flatten(UNet(x, t = 0))): InfoDiffusion's encoder (module doc). x [N, C, R, R] -> a [N, a_dim]."""
+
+    def __init__(self, cfg: UNetConfig, a_dim: int) -> None:
+        super().__init__()
+        self.unet = UNet(cfg)
+        self.head = nn.Linear(cfg.resolution * cfg.resolution, a_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        t = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        return self.head(self.unet(x, t).flatten(1))
+
+
+def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) summed over dims, mean over the batch: mu, logvar [N, D] -> scalar."""
+    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(1).mean()
+
+
+_PAPER_TRAIN = TrainConfig(
+    # AdamW lr 1e-4 (wd 1e-5), clip 1.0, warm-up over one epoch to 2 x lr, then cosine to 0 over 50 CelebA epochs
+    # (162,770 images at the code's default batch 64: 2,544 steps per epoch, 127,200 steps); no EMA, fp32.
+    steps=127_200, batch_size=64, lr=2e-4, weight_decay=1e-5, grad_clip=1.0, ema_decay=0.0, amp=False,
+    warmup_steps=2_544, lr_schedule="cosine", log_every=500, ckpt_every=5_000,
+)
+_PAPER = Preset(InfoDiffusionConfig(), _PAPER_TRAIN)
+
+_SMOKE_UNET = UNetConfig(resolution=16, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
+                         attention_resolutions=(), dropout=0.0, num_groups=4, cond_dim=16, cond_mode="scale_shift")
+# Not a paper setting: 32×32, a small decoder (Diff-AE's quick UNet), a two-level encoder without attention (the
+# factor metrics encode ~10^5 images), a 16-d code (32 in the paper) and 1,000 steps.
+_QUICK_UNET = UNetConfig(resolution=32, base_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1,
+                         attention_resolutions=(8,), num_groups=8, dropout=0.0, cond_dim=64, cond_mode="scale_shift")
+_QUICK_ENCODER = UNetConfig(resolution=32, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
+                            attention_resolutions=(), num_groups=4, dropout=0.0, out_channels=1)
+
+PRESETS = {
+    "smoke": Preset(
+        InfoDiffusionConfig(unet=_SMOKE_UNET, encoder=replace(_SMOKE_UNET, out_channels=1, cond_dim=0,
+                                                               cond_mode="scale"), a_dim=8, sample_steps=5),
+        TrainConfig(steps=10, batch_size=8, lr=1e-3, log_every=5, ckpt_every=5),
+        data=(("resolution", 16),),
+    ),
+    "quick": Preset(
+        InfoDiffusionConfig(unet=_QUICK_UNET, encoder=_QUICK_ENCODER, a_dim=16, sample_steps=10),
+        TrainConfig(steps=1000, batch_size=16, lr=1e-3, weight_decay=1e-5, grad_clip=1.0, ema_decay=0.0,
+                    warmup_steps=100, lr_schedule="cosine", log_every=50, ckpt_every=500),
+        data=(("resolution", 32),),
+    ),
+    # CelebA-64 is the reported setting; Shapes3D and MPI3D reuse it (benchbench choice: no official run exists,
+    # methods.md §9 "*"; the reference has no 3DShapes training loader).
+    "paper": {"default": _PAPER, "celeba": _PAPER},
+}
+
+
+@register_method(
+    "infodiffusion", config=InfoDiffusionConfig, presets=PRESETS,
+    description="InfoDiffusion (Wang et al. 2023): code-conditioned diffusion decoder + MMD prior on the code",
+)
+class InfoDiffusion(Method):
+    """Encoder a = Enc(x_0) and an a-conditioned eps_theta trained jointly (Wang et al. 2023); see the module doc."""
+
+    cfg: InfoDiffusionConfig
+
+    def __init__(self, cfg: InfoDiffusionConfig, spec: DataSpec) -> None:
+        _check(cfg, spec)
+        super().__init__(cfg, spec)
+        self.encoder = CodeEncoder(cfg.encoder, cfg.a_dim)
+        self.fc_a = nn.Linear(cfg.a_dim, cfg.unet.cond_dim)
+        self.unet = UNet(cfg.unet)
+        if cfg.kld_weight > 0:
+            self.mu_head = nn.Linear(cfg.a_dim, cfg.a_dim)
+            self.logvar_head = nn.Linear(cfg.a_dim, cfg.a_dim)
+        self.schedule = Schedule.linear(cfg.num_steps, cfg.beta_start, cfg.beta_end)
+
+    @property
+    def x0_weight(self) -> float:
+        return 1.0 / self.cfg.num_steps if self.cfg.x0_weight is None else self.cfg.x0_weight
+
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        """The module doc's objective on x [N, C, H, W] in [-1, 1].
+
+        Random numbers are drawn in this order: t [N], eps (like x), the prior sample for the MMD (like a), then, in
+        the KL variant, the reparameterisation noise.
+
+        Returns:
+            {"loss", "mse" (eps term), "x0" (x0_tilde term, unweighted), "mmd" or "kl" (unweighted)}.
+        """
+        s = self.schedule
+        t = torch.randint(0, s.num_steps, (x.shape[0],), device=x.device)
+        noise = torch.randn_like(x)
+        a = self.encoder(x)
+        terms: dict[str, Tensor] = {}
+        if self.cfg.kld_weight > 0:
+            mu, logvar = self.mu_head(a), self.logvar_head(a)
+            cond = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+            prior = self.cfg.kld_weight * gaussian_kl(mu.float(), logvar.float())
+            terms["kl"] = gaussian_kl(mu.float(), logvar.float()).detach()
+        else:
+            cond = a
+            d = mmd(a, torch.randn_like(a)) if self.cfg.mmd_weight > 0 else a.new_zeros(())
+            prior = self.cfg.mmd_weight * d
+            terms["mmd"] = d.detach()
+        eps_hat = self.unet(s.q_sample(x, t, noise), t, self.fc_a(cond)).float()
+        mse = F.mse_loss(eps_hat, noise.float())
+        # x0_tilde from the first-step posterior with the eps predicted at the sampled t (reference quirk).
+        beta1, alpha1, ab1 = float(s.betas[0]), float(s.alphas[0]), float(s.alphas_bar[0])
+        x0_tilde = (x.float() - beta1 / (1.0 - ab1) ** 0.5 * eps_hat) / alpha1**0.5
+        rec = F.mse_loss(x0_tilde, x.float())
+        terms.update(mse=mse.detach(), x0=rec.detach())
+        return {"loss": mse + self.x0_weight * rec + prior, **terms}
+
+    # Inference.
+
+    # The factor metrics see a standardised per dimension with dataset statistics, as InfoDiffusion's own
+    # evaluation standardises its codes (methods.md §7); TAD's AUROC is unchanged by it.
+    code_postprocess = staticmethod(standardize_codes)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The representation [N, a_dim] of x [N, C, H, W]: a (mu in the KL variant)."""
+        a = self.encoder(x)
+        return self.mu_head(a) if self.cfg.kld_weight > 0 else a
+
+    def _eps_fn(self, a: Tensor) -> EpsFn:
+        cond = self.fc_a(a)
+        return lambda x_t, t: self.unet(x_t, t, cond)
+
+    def decode(self, x_T: Tensor, a: Tensor) -> Tensor:
+        """Deterministic DDIM decoding of (a [N, a_dim], x_T [N, C, H, W]) -> [N, C, H, W] in [-1, 1]."""
+        return ddim_sample(self._eps_fn(a), x_T, self.schedule, self.cfg.sample_steps).clamp(-1, 1)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n samples [n, C, H, W]: a ~ N(0, I) (the prior the MMD pulls q(a) towards), x_T ~ N(0, I), DDIM.
+        Both noises come from ``generator`` on the CPU, a's first."""
+        a = randn((n, self.cfg.a_dim), generator, device=self.device)
+        x_T = randn((n, self.spec.channels, self.spec.resolution, self.spec.resolution), generator, device=self.device)
+        return self.decode(x_T, a)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """x [N, C, H, W] -> a, DDIM inversion to x_T given a, DDIM decoding: [N, C, H, W]."""
+        a = self.encode(x)
+        return self.decode(ddim_encode(self._eps_fn(a), x, self.schedule, self.cfg.sample_steps), a)
+
+    @torch.no_grad()
+    def traverse(self, x: Tensor, dim: int, values: Tensor) -> Tensor:
+        """Decode each x's inverted x_T with a[:, dim] set to each of ``values`` [V]: [V, N, C, H, W]."""
+        a = self.encode(x)
+        x_T = ddim_encode(self._eps_fn(a), x, self.schedule, self.cfg.sample_steps)
+        v, n = len(values), len(x)
+        codes = a.repeat(v, 1)
+        codes[:, dim] = values.to(codes).repeat_interleave(n)
+        return self.decode(x_T.repeat(v, 1, 1, 1), codes).view(v, n, *x.shape[1:])
