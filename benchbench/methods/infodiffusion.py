@@ -116,6 +116,10 @@ class CodeEncoder(nn.Module):
     def __init__(self, cfg: UNetConfig, a_dim: int) -> None:
         super().__init__()
         self.unet = UNet(cfg)
+        # The UNet's output conv is zero-initialised for noise prediction (ADM); as an encoder that would map every
+        # image to the same code (the head's bias) and give the head no gradient, so it gets PyTorch's default init.
+        out = self.unet.decoder.out[-1]
+        self.unet.decoder.out[-1] = nn.Conv2d(out.in_channels, out.out_channels, 3, padding=1)
         self.head = nn.Linear(cfg.resolution * cfg.resolution, a_dim)
 
     def forward(self, x: Tensor) -> Tensor:
