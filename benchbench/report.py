@@ -21,6 +21,7 @@ The report reads only :mod:`benchbench.store`; it never trains or scores. Rules 
   value is underlined. Columns with fewer than two values are not ranked.
 * A metric named in a run's ``missing`` (or absent) shows as ``--`` (LaTeX) or ``n/a`` (markdown) and is
   left out of the csv; the first reason per metric is printed below the table.
+* TAD's ATTRS (the number of attributes it kept, stored in its extras) is a column of its own next to TAD.
 * csv: ``dataset,method,preset,metric,mean,std,n`` with 6 decimals; ``preset`` becomes ``preset-hash`` only
   where a method has several groups on a dataset; ``metric`` carries the mode, e.g. ``dci (exact)``.
 """
@@ -41,7 +42,9 @@ from benchbench import published, registry, store
 from benchbench.errors import BenchbenchError
 
 FORMATS = ("latex", "markdown", "csv")
-CANONICAL = ("factorvae", "mig", "dci", "sap", "modularity", "betavae_score", "tad", "fid", "pmg")
+CANONICAL = ("factorvae", "mig", "dci", "sap", "modularity", "betavae_score", "tad", "attrs", "fid", "pmg")
+# Values a metric stores in its extras that the report shows as their own column: (metric, extra) -> (column, label).
+EXTRA_COLUMNS = {("tad", "attrs"): ("attrs", "ATTRS")}
 COLUMNS = ["dataset", "method", "preset", "config_hash", "seed", "metric", "value", "settings",
            "higher_is_better", "label", "mode", "source", "missing"]
 GROUP = ["dataset", "method", "preset", "config_hash"]
@@ -91,6 +94,12 @@ def load_frame(out: Path) -> pd.DataFrame:
                          "settings": json.dumps(settings, sort_keys=True, default=str),
                          "higher_is_better": m.get("higher_is_better"), "label": m.get("label") or name,
                          "mode": str(mode or ""), "missing": "" if ok else "value not finite"})
+            for (metric, key), (column, label) in EXTRA_COLUMNS.items():
+                extra = (m.get("extras") or {}).get(key)
+                if metric == name and ok and isinstance(extra, (int, float)) and not isinstance(extra, bool):
+                    rows.append({**base, "metric": column, "value": float(extra),
+                                 "settings": json.dumps(settings, sort_keys=True, default=str),
+                                 "higher_is_better": True, "label": label, "mode": str(mode or ""), "missing": ""})
         for name, reason in sorted((rec.get("missing") or {}).items()):
             if name not in metrics:
                 known = registry.metrics.get(name).meta if name in registry.metrics else {}

@@ -66,3 +66,17 @@ def test_paper_adds_a_column_our_runs_lack(tmp_path: Path) -> None:
     head = next(line for line in md.splitlines() if line.startswith("| Method"))
     assert "FID" in head or "fid" in head
     assert "| difference infodiffusion - reported | quick | 1 | -0.099 | n/a |" in md
+
+
+def test_attrs_column_next_to_tad(tmp_path: Path) -> None:
+    from benchbench import store
+
+    for seed, (tad, attrs) in enumerate([(0.3, 3), (0.5, 5)]):
+        d = _run(tmp_path, "betavae", seed, {"tad": tad}, dataset="celeba-synth")
+        record = store.read_json(d / "result.json")
+        record["metrics"]["tad"]["extras"] = {"attrs": attrs, "variant": "exact"}
+        store.atomic_write_json(d / "result.json", record)
+    md = report.build_report(tmp_path, "markdown", write=False)
+    head = next(line for line in md.splitlines() if line.startswith("| Method"))
+    assert head.index("tad") < head.index("ATTRS")
+    assert "| betavae | quick | 2 | 0.400 ± 0.141 | 4.000 ± 1.414 |" in md
