@@ -121,3 +121,15 @@ def test_traverse_sets_one_code_dimension() -> None:
     assert out.shape == (3, 2, 3, 16, 16)
     codes = seen[-1].view(3, 2, -1)
     torch.testing.assert_close(codes[:, :, 3], torch.tensor([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]]))
+
+
+def test_conv_encoder_option() -> None:
+    from benchbench.nets.unet import SemanticEncoder
+
+    quick = PRESETS["quick"].model
+    model = InfoDiffusion(quick, DataSpec("shapes3d-synth", 3, 32, "synthetic"))
+    assert isinstance(model.encoder, SemanticEncoder) and quick.encoder_kind == "conv"
+    assert model.encode(torch.zeros(2, 3, 32, 32)).shape == (2, quick.a_dim)
+    with pytest.raises(ConfigError, match="encoder_kind"):
+        InfoDiffusion(replace(CFG, encoder_kind="mlp"), SPEC)
+    assert PRESETS["paper"]["celeba"].model.encoder_kind == "unet"
