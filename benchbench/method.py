@@ -58,6 +58,43 @@ class Method(nn.Module):
         return next(self.parameters()).device
 
 
+class CodeMoments(nn.Module):
+    """Running mean and second moment E[z z^T] of training codes, and the Gaussian N(mean, cov) they define.
+
+    PDAE and DisDiff generate with a latent DPM on their codes in the papers; until that exists, their ``sample``
+    draws codes from this Gaussian. The average is uniform over the first 1 / (1 - momentum) batches, then
+    exponential, so codes of an early, poorly trained encoder are forgotten. Buffers: ``mean`` [D], ``sq`` [D, D],
+    ``count`` (batches seen); they are saved with checkpoints and copied into the EMA model.
+    """
+
+    mean: Tensor
+    sq: Tensor
+    count: Tensor
+
+    def __init__(self, dim: int, momentum: float) -> None:
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("sq", torch.eye(dim))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, z: Tensor) -> None:
+        """Fold in a batch of codes z [B, D]."""
+        z = z.detach().float()
+        self.count += 1
+        rate = max(1.0 / float(self.count), 1.0 - self.momentum)
+        self.mean.lerp_(z.mean(0), rate)
+        self.sq.lerp_(z.T @ z / len(z), rate)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n codes [n, D] from N(mean, cov), the noise drawn on the CPU from ``generator`` (eigh: PSD-safe)."""
+        cov = (self.sq - torch.outer(self.mean, self.mean)).double().cpu()
+        evals, evecs = torch.linalg.eigh(0.5 * (cov + cov.T))
+        lower = (evecs * evals.clamp_min(0).sqrt()).float().to(self.mean.device)
+        return self.mean + randn((n, len(self.mean)), generator, device=self.mean.device) @ lower.T
+
+
 def randn(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor | None = None,
           device: torch.device | None = None) -> Tensor:
     """Standard normal noise drawn on the CPU from ``generator`` (same numbers on any device)."""

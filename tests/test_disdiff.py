@@ -9,7 +9,6 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +37,7 @@ SPEC = DataSpec("shapes3d-synth", 3, 16, "synthetic")
 CFG: DisDiffConfig = PRESETS["smoke"].model  # N = 3 factors of k = 4 dims
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (conftest)
 
 
 def _artifact(module: torch.nn.Module, folder: Path, kind: str) -> Artifact:

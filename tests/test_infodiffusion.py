@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -19,12 +18,7 @@ SPEC = DataSpec("shapes3d-synth", 3, 16, "synthetic")
 CFG: InfoDiffusionConfig = PRESETS["smoke"].model
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (conftest)
 
 
 def _x(n: int = 4) -> torch.Tensor:

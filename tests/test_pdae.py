@@ -9,7 +9,6 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,13 +34,7 @@ def _randomise(module: torch.nn.Module, seed: int) -> None:
             p.copy_(0.1 * torch.randn(p.shape, generator=g))
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """These networks are tiny: one intra-op thread is faster than two fighting over a loaded CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (conftest)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +117,7 @@ def test_only_encoder_and_g_are_trained(model: PDAE) -> None:
     opt.step()
     assert all(torch.equal(v, model.dpm.state_dict()[k]) for k, v in before.items())
     assert any(not torch.equal(a, b) for a, b in zip(enc_before, model.encoder.parameters()))
-    assert int(model.code_count) == 1 and {"loss", "mse", "mse_pretrained"} <= set(terms)
+    assert int(model.code_moments.count) == 1 and {"loss", "mse", "mse_pretrained"} <= set(terms)
 
 
 def test_reconstruct_at_init_is_the_dpm_round_trip(model: PDAE) -> None:

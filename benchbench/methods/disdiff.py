@@ -53,7 +53,7 @@ from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
 from benchbench.diffusion import Schedule, ddim_encode, ddim_sample
 from benchbench.errors import ConfigError
-from benchbench.method import Method, randn
+from benchbench.method import CodeMoments, Method, randn
 from benchbench.methods.dpm import DPM, DPMConfig, ddpm_request
 from benchbench.methods.ldm import AutoencoderConfig, LatentDPM, LatentDPMConfig, ldm_request
 from benchbench.methods.pdae import PRESETS as PDAE_PRESETS
@@ -292,9 +292,7 @@ class DisDiff(Method):
         if cfg.num_factors > cfg.orth_dim:
             raise ConfigError(f"disdiff: model.orth_dim ({cfg.orth_dim}) must be >= model.num_factors")
         self.shift = UNetDecoder(replace(unet.cfg, cond_dim=width, cond_mode="scale_shift"))  # G
-        self.register_buffer("code_mean", torch.zeros(cfg.code_dim))
-        self.register_buffer("code_sq", torch.eye(cfg.code_dim))
-        self.register_buffer("code_count", torch.zeros((), dtype=torch.long))
+        self.code_moments = CodeMoments(cfg.code_dim, cfg.code_momentum)  # the Gaussian behind ``sample``
 
     def train(self, mode: bool = True) -> DisDiff:
         """Train mode for E and G only: the frozen model stays in eval mode."""
@@ -351,7 +349,7 @@ class DisDiff(Method):
         s, n = self.schedule, self.cfg.num_factors
         z = self.encoder(x)
         if self.training:
-            self._update_code_moments(z.detach().float())
+            self.code_moments.update(z)
         y0 = self.to_latent(x)
         b = y0.shape[0]
         t = torch.randint(0, s.num_steps, (b,), device=x.device)
@@ -378,14 +376,6 @@ class DisDiff(Method):
         l_dis = (self.cfg.dis_weight * w * (l_in + l_va)).mean()
         return {"loss": l_r + l_dis, "l_r": l_r.detach(), "l_in": l_in.mean().detach(), "l_va": l_va.mean().detach(),
                 "w": w.mean()}
-
-    @torch.no_grad()
-    def _update_code_moments(self, z: Tensor) -> None:
-        """Running mean and E[z z^T] of training codes (uniform at first, then exponential; as PDAE's)."""
-        self.code_count += 1
-        rate = max(1.0 / float(self.code_count), 1.0 - self.cfg.code_momentum)
-        self.code_mean.lerp_(z.mean(0), rate)
-        self.code_sq.lerp_(z.T @ z / len(z), rate)
 
     # Representation.
 
@@ -416,18 +406,10 @@ class DisDiff(Method):
         """DDIM from y_T [B, c, r, r] with codes z [B, N · k], then D: [B, C, R, R] in [-1, 1]."""
         return self.from_latent(ddim_sample(self.eps_hat(z), y_T, self.schedule, self.cfg.sample_steps)).clamp(-1, 1)
 
-    def sample_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n codes [n, N · k] from N(mean, cov) of the training codes."""
-        cov = (self.code_sq - torch.outer(self.code_mean, self.code_mean)).double().cpu()
-        cov = 0.5 * (cov + cov.T)
-        evals, evecs = torch.linalg.eigh(cov)
-        lower = (evecs * evals.clamp_min(0).sqrt()).float().to(self.device)
-        return self.code_mean + randn((n, self.cfg.code_dim), generator, device=self.device) @ lower.T
-
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n samples [n, C, R, R]: z from the code Gaussian, y_T ~ N(0, I) (both from ``generator``), DDIM, D."""
-        z = self.sample_codes(n, generator)
+        z = self.code_moments.sample(n, generator)
         return self.decode(randn(self._latent_shape(n), generator, device=self.device), z)
 
     @torch.no_grad()

@@ -34,7 +34,7 @@ from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
 from benchbench.diffusion import Schedule, ddim_encode, ddim_sample
 from benchbench.errors import ConfigError
-from benchbench.method import Method, randn
+from benchbench.method import CodeMoments, Method, randn
 from benchbench.methods.dpm import DPM, DPMConfig, ddpm_request
 from benchbench.nets.attention import AttentionBlock, group_norm
 from benchbench.nets.unet import UNetConfig, UNetDecoder
@@ -186,10 +186,7 @@ class PDAE(Method):
         self.label_emb = nn.Linear(cfg.z_dim, emb_dim)  # PDAE's trainable ``label_emb``
         self.shift = UNetDecoder(unet.decoder_config(cond_dim=emb_dim, cond_mode="scale_shift"))  # G_psi
         self.register_buffer("weights", loss_weights(self.schedule, cfg.gamma).float(), persistent=False)
-        # Running first and second moments of the training codes (the Gaussian behind ``sample``).
-        self.register_buffer("code_mean", torch.zeros(cfg.z_dim))
-        self.register_buffer("code_sq", torch.eye(cfg.z_dim))
-        self.register_buffer("code_count", torch.zeros((), dtype=torch.long))
+        self.code_moments = CodeMoments(cfg.z_dim, cfg.code_momentum)  # the Gaussian behind ``sample``
 
     def train(self, mode: bool = True) -> PDAE:
         """Train mode for E_phi and G_psi only: the frozen DPM stays in eval mode (no dropout)."""
@@ -215,7 +212,7 @@ class PDAE(Method):
         """Weighted eps loss on x [N, C, H, W]: mean_n lambda_t mean_pixels (eps - eps_hat)^2 (PDAE ``p_loss``)."""
         z = self.encoder(x)
         if self.training:
-            self._update_code_moments(z.detach().float())
+            self.code_moments.update(z)
         t = torch.randint(0, self.schedule.num_steps, (x.shape[0],), device=x.device)
         noise = torch.randn_like(x)
         pair = self._pair(self.schedule.q_sample(x, t, noise), t, z)
@@ -224,30 +221,14 @@ class PDAE(Method):
             base = (noise.float() - pair.eps.float()).square().flatten(1).mean(1).mean()
         return {"loss": (self.weights[t] * per).mean(), "mse": per.mean().detach(), "mse_pretrained": base}
 
-    @torch.no_grad()
-    def _update_code_moments(self, z: Tensor) -> None:
-        """Running mean and E[z z^T] of the training codes: a plain average for the first 1 / (1 - momentum)
-        batches, then an exponential one (so early, poorly trained encoders are forgotten)."""
-        self.code_count += 1
-        rate = max(1.0 / float(self.code_count), 1.0 - self.cfg.code_momentum)
-        self.code_mean.lerp_(z.mean(0), rate)
-        self.code_sq.lerp_(z.T @ z / len(z), rate)
-
     def encode(self, x: Tensor) -> Tensor:
         """z = E_phi(x) [N, z_dim] for x [N, C, H, W] (the EMA encoder after training)."""
         return self.encoder(x)
 
-    def sample_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n codes [n, z_dim] from N(mean, cov) of the training codes (stand-in for PDAE's latent DPM)."""
-        cov = self.code_sq - torch.outer(self.code_mean, self.code_mean)
-        cov = 0.5 * (cov + cov.T) + 1e-5 * torch.eye(len(cov), device=cov.device)
-        chol = torch.linalg.cholesky(cov.double().cpu()).float().to(cov.device)
-        return self.code_mean + randn((n, self.cfg.z_dim), generator, device=self.device) @ chol.T
-
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n samples [n, C, H, W]: z from the code Gaussian, then DDIM with eps_hat from CPU-drawn x_T."""
-        z = self.sample_codes(n, generator)
+        z = self.code_moments.sample(n, generator)
         c, r = self.spec.channels, self.spec.resolution
         x_T = randn((n, c, r, r), generator, device=self.device)
         return ddim_sample(self.eps_hat(z), x_T, self.schedule, self.cfg.sample_steps)
