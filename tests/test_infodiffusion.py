@@ -40,6 +40,21 @@ def test_mmd_hand_value() -> None:
     q, h = math.exp(-0.25), math.exp(-0.5)
     expected = (2 + 2 * q) / 2 - (1 + 2 * q + h) / 2
     assert mmd(x, y).item() == pytest.approx(expected, abs=1e-6)
+    # Unbiased: the within-sample means leave out the diagonal (K = 1) terms.
+    assert mmd(x, y, unbiased=True).item() == pytest.approx(2 * q - (1 + 2 * q + h) / 2, abs=1e-6)
+
+
+def test_biased_mmd_prefers_collapse_at_small_batches() -> None:
+    """Why ``mmd_unbiased`` exists: with 16 codes of 16 dims, the reference's biased estimate is lower for codes
+    collapsed to 0 than for codes drawn from the prior itself; the unbiased one is not."""
+    g = torch.Generator().manual_seed(0)
+    prior = [torch.randn(16, 16, generator=g) for _ in range(50)]
+    codes = [torch.randn(16, 16, generator=g) for _ in range(50)]
+    zero = torch.zeros(16, 16)
+    for unbiased, collapse_wins in ((False, True), (True, False)):
+        collapsed = sum(mmd(zero, y, unbiased).item() for y in prior) / 50
+        matched = sum(mmd(x, y, unbiased).item() for x, y in zip(codes, prior, strict=True)) / 50
+        assert (collapsed < matched) is collapse_wins
 
 
 def test_loss_is_eps_mse_plus_x0_term_plus_weighted_mmd() -> None:
