@@ -80,3 +80,11 @@ def test_attrs_column_next_to_tad(tmp_path: Path) -> None:
     head = next(line for line in md.splitlines() if line.startswith("| Method"))
     assert head.index("tad") < head.index("ATTRS")
     assert "| betavae | quick | 2 | 0.400 ± 0.141 | 4.000 ± 1.414 |" in md
+
+
+def test_cli_report_paper_flag(tmp_path: Path, invoke) -> None:
+    _run(tmp_path, "disdiff", 0, {"factorvae": 0.8}, dataset="mpi3d", source="real")
+    code, out, _ = invoke(["report", "--out", str(tmp_path), "--format", "markdown", "--paper"])
+    assert code == 0
+    assert "| *DisDiff (reported)* | published | n/a | 0.617 ± 0.070 |" in out
+    assert "| difference disdiff - reported | quick | 1 | +0.183 |" in out
