@@ -33,6 +33,11 @@ giving the N numbers the factor metrics see (methods.md §6.6). The reference fi
 benchbench fits it on ``eval.postprocess_fit`` images (10,000 by default; set it to the dataset size for the exact
 protocol).
 
+Deviations from the reference, with reasons: the frozen LDM is the ``ldm`` stage artifact, i.e. its EMA weights (the
+reference, by a quirk of ``load_ema_ckpt``, loads the non-EMA ones; an option is follow-up work); the EMA of G has no
+(1 + n) / (10 + n) decay warm-up (the shared training loop's EMA is plain); the autoencoder is trained without LPIPS
+and patch-GAN terms (:mod:`benchbench.methods.ldm`).
+
 Generation: z from a Gaussian fitted to training codes (running moments, as PDAE's stand-in), then DDIM with
 eps_theta - sqrt(1 - ab_t) sum_c G_c (the reference's sampling form) and D. The reference visualises with 200-step
 DDIM at eta = 1; we use deterministic DDIM with ``sample_steps``.
