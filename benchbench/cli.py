@@ -31,22 +31,67 @@ def cli() -> None:
 @click.option("--metrics", default=None, help="Comma-separated metric names (default: all that apply).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--gpus", type=int, default=0, show_default=True,
+              help="Data-parallel over this many GPUs of this node: starts the same command under torchrun.")
 @OUT
 @DATA_DIR
 def run(method: str, dataset: str, seeds: int, preset: str, overrides: tuple[str, ...], metrics: str | None,
-        device: str, no_progress: bool, out: Path, data_dir: Path | None) -> None:
+        device: str, no_progress: bool, gpus: int, out: Path, data_dir: Path | None) -> None:
     """Train METHOD on DATASET for each seed, score it with every applicable metric, store the results.
 
-    Completed seeds are skipped; interrupted ones resume from their last checkpoint.
+    Completed seeds are skipped; interrupted ones resume from their last checkpoint. Under torchrun (or with
+    --gpus K) every rank trains on its part of each batch and rank 0 scores and writes.
     """
-    from benchbench import runner
+    from benchbench import distributed, runner
 
+    if gpus:
+        _launch_torchrun(gpus, device)
+        return
+    device = distributed.init_from_env(device)
     if metrics:
         names = tuple(m.strip() for m in metrics.split(",") if m.strip())
         overrides = (*overrides, f"eval.metrics={names!r}")
-    lines = runner.run(method, dataset, seeds, preset, overrides, out, device, data_dir, not no_progress)
-    for line in lines:
+    main = distributed.is_main()
+    log = runner._stderr if main else (lambda msg: None)
+    try:
+        lines = runner.run(method, dataset, seeds, preset, overrides, out, device, data_dir,
+                           not no_progress and main, log)
+    finally:
+        distributed.finish()
+    for line in lines if main else ():
         click.echo(line)
+
+
+def _launch_torchrun(gpus: int, device: str) -> None:
+    """Re-run this ``benchbench run`` command without ``--gpus`` as ``gpus`` torchrun ranks; exit with its status."""
+    import subprocess
+
+    import torch
+
+    from benchbench import distributed
+
+    if gpus < 1:
+        raise BenchbenchError(f"--gpus must be >= 1, got {gpus}")
+    if device == "cpu":
+        raise BenchbenchError("--gpus starts GPU ranks; for CPU ranks run torchrun yourself: "
+                              "torchrun --nproc_per_node K -m benchbench run ... --device cpu")
+    if torch.cuda.device_count() < gpus:
+        raise BenchbenchError(f"--gpus {gpus}: only {torch.cuda.device_count()} CUDA devices are visible; "
+                              f"lower --gpus")
+    args = sys.argv[1:]
+    rest, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == "--gpus":
+            skip = True
+            continue
+        if not a.startswith("--gpus="):
+            rest.append(a)
+    code = subprocess.call(distributed.torchrun_command(gpus, rest))
+    if code:
+        raise SystemExit(code)
 
 
 @cli.command(name="list")

@@ -13,13 +13,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchbench import stages, store
+from benchbench import distributed, stages, store
 from benchbench.config import RunConfig, config_hash, resolve, to_dict
 from benchbench.datasets.base import ImageData
 from benchbench.errors import BenchbenchError
@@ -111,15 +112,23 @@ def _header(spec: RunSpec, data: ImageData) -> dict[str, Any]:
 
 def run_one(spec: RunSpec, data: ImageData, device: torch.device, progress: bool = True,
             log: Log = _stderr) -> str:
-    """Train and score one seed; returns a status line. Raises BenchbenchError on failure."""
-    if (spec.dir / "result.json").exists():
+    """Train and score one seed; returns a status line. Raises BenchbenchError on failure.
+
+    Under torchrun, rank 0 alone takes the lock, decides whether the seed runs, evaluates and writes; every rank
+    trains (see :mod:`benchbench.distributed`).
+    """
+    main = distributed.is_main()
+    if distributed.from_main((spec.dir / "result.json").exists()):
         return f"seed {spec.cfg.seed}: complete already, skipped ({spec.dir})"
-    with store.folder_lock(spec.dir) as acquired:
-        if not acquired:
+    with store.folder_lock(spec.dir) if main else nullcontext(True) as acquired:
+        if not distributed.from_main(acquired):
             return f"seed {spec.cfg.seed}: running in another process, skipped ({spec.dir})"
-        if (spec.dir / "result.json").exists():  # finished by another process meanwhile
+        if distributed.from_main((spec.dir / "result.json").exists()):  # finished by another process meanwhile
             return f"seed {spec.cfg.seed}: complete already, skipped ({spec.dir})"
         header = _header(spec, data)
+        if not main:
+            _train_and_score(spec, data, device, progress, log)
+            return f"seed {spec.cfg.seed}: done on rank {distributed.world()[0]}"
         if not (spec.dir / "config.json").exists():
             store.atomic_write_json(spec.dir / "config.json", {
                 **header, "config": to_dict(spec.cfg), "metrics_planned": list(spec.metrics),
@@ -147,15 +156,24 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
     t0 = time.perf_counter()
     trained = train(model, data, cfg.train, spec.dir, cfg.seed, spec.cfg_hash, device, progress, log)
     t1 = time.perf_counter()
-    figures = [p.name for p in save_figures(trained, data, spec.dir, cfg.seed)] if cfg.eval.figures else []
-    log(f"scoring seed {cfg.seed} with {', '.join(spec.metrics)}")
-    scores = evaluate(trained, data, cfg.eval, list(spec.metrics), device, log, out_dir=spec.dir)
+    rank, world_size = distributed.world()
+    if rank != 0:  # rank 0 scores and writes; wait until it has
+        distributed.barrier()
+        return {}
+    try:
+        figures = [p.name for p in save_figures(trained, data, spec.dir, cfg.seed)] if cfg.eval.figures else []
+        log(f"scoring seed {cfg.seed} with {', '.join(spec.metrics)}")
+        scores = evaluate(trained, data, cfg.eval, list(spec.metrics), device, log, out_dir=spec.dir)
+    finally:
+        distributed.barrier()  # release the other ranks even when scoring fails
     t2 = time.perf_counter()
     return {
         "metrics": scores, "missing": spec.skipped, "figures": figures,
         "stages": {n: a.record() for n, a in artifacts.items()},
         "timing": {"train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)},
         "device": str(device), "provenance": provenance(),
+        "distributed": {"world_size": world_size, "effective_batch_size": cfg.train.batch_size,
+                        "per_rank_batch_size": cfg.train.batch_size // world_size},
     }
 
 

@@ -21,13 +21,14 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchbench import store
+from benchbench import distributed, store
 from benchbench.config import to_dict
 from benchbench.datasets.base import NOT_IDENTITY, DataConfig, ImageData
 from benchbench.errors import BenchbenchError, TrainingError
@@ -141,18 +142,26 @@ def ensure(
     deps = {name: ensure(dep, data_for, device, out, log, progress) for name, dep in req.deps}
     d = req.dir(out)
     label = f"{req.kind}/{req.dataset}/{d.name}"
-    with store.folder_lock(d, on_wait=lambda: log(f"waiting for another process building stage {label}")):
-        meta = store.read_json(d / "artifact.json")
-        if (d / "artifact.pt").exists() or meta is not None:
-            found = cached(req, out)
-            if found is not None:
-                log(f"reusing cached stage {label} (sha256 {found.sha256[:12]}, built {meta.get('built', '?')})")
-                return found
-            log(f"stage {label}: artifact missing or checksum mismatch; rebuilding it")
-            for name in ("artifact.pt", "artifact.json"):
-                (d / name).unlink(missing_ok=True)
-        if not (d / "config.json").exists():
-            store.atomic_write_json(d / "config.json", {**req.identity(), "provenance": provenance()})
+    main = distributed.is_main()  # under torchrun rank 0 locks, decides and writes; every rank trains
+    lock = store.folder_lock(d, on_wait=lambda: log(f"waiting for another process building stage {label}")) \
+        if main else nullcontext(True)
+    with lock:
+        found = None
+        if main:
+            meta = store.read_json(d / "artifact.json")
+            if (d / "artifact.pt").exists() or meta is not None:
+                found = cached(req, out)
+                if found is not None:
+                    log(f"reusing cached stage {label} (sha256 {found.sha256[:12]}, built {meta.get('built', '?')})")
+                else:
+                    log(f"stage {label}: artifact missing or checksum mismatch; rebuilding it")
+                    for name in ("artifact.pt", "artifact.json"):
+                        (d / name).unlink(missing_ok=True)
+            if found is None and not (d / "config.json").exists():
+                store.atomic_write_json(d / "config.json", {**req.identity(), "provenance": provenance()})
+        found = distributed.from_main(found)
+        if found is not None:
+            return found
         data = data_for(req)
         torch.manual_seed(derive_seed(req.seed, -2))
         model = build_model(req, data.spec, deps)
@@ -168,12 +177,15 @@ def ensure(
             trained = train(model, data, req.config.train, d, req.seed, req.hash(), device, progress, log)
         buf = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in trained.state_dict().items()}, buf)
-        store.atomic_write_bytes(d / "artifact.pt", buf.getvalue())
         sha = hashlib.sha256(buf.getvalue()).hexdigest()
-        store.atomic_write_json(d / "artifact.json", {
-            "sha256": sha, "built": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": round(time.perf_counter() - t0, 1),
-            "deps": {name: a.record() for name, a in deps.items()}, "provenance": provenance()})
-        (d / "ckpt.pt").unlink(missing_ok=True)  # the artifact supersedes it
+        if main:
+            store.atomic_write_bytes(d / "artifact.pt", buf.getvalue())
+            store.atomic_write_json(d / "artifact.json", {
+                "sha256": sha, "built": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "seconds": round(time.perf_counter() - t0, 1),
+                "deps": {name: a.record() for name, a in deps.items()}, "provenance": provenance()})
+            (d / "ckpt.pt").unlink(missing_ok=True)  # the artifact supersedes it
+        sha = distributed.from_main(sha)  # every rank returns rank 0's artifact (and waits until it is written)
         log(f"built stage {label} in {time.perf_counter() - t0:.0f} s (sha256 {sha[:12]})")
         return Artifact(req.kind, d / "artifact.pt", sha, req.hash())
 

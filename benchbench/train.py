@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from benchbench import distributed
 from benchbench.config import TrainConfig
 from benchbench.datasets.base import ImageData, to_model_input
 from benchbench.errors import BenchbenchError, TrainingError
@@ -45,9 +46,7 @@ def pick_device(name: str) -> torch.device:
 
 def distributed_rank() -> tuple[int, int]:
     """(rank, world size); (0, 1) outside torch.distributed (torchrun sets these up)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+    return distributed.world()
 
 
 def derive_seed(*parts: int) -> int:
@@ -62,13 +61,16 @@ def batch_indices(seed: int, step: int, rank: int, n: int, batch_size: int) -> n
 
 
 def training_batch(data: ImageData, pool: np.ndarray | None, seed: int, step: int, rank: int,
-                   batch_size: int) -> torch.Tensor:
-    """The batch [B, C, H, W] in [-1, 1] of ``step``: drawn from ``pool`` (the training split, or every
-    image when None) and, for datasets trained with flips, mirrored per image with probability 1/2."""
-    idx = batch_indices(seed, step, rank, len(data) if pool is None else len(pool), batch_size)
+                   batch_size: int, world_size: int = 1) -> torch.Tensor:
+    """This rank's part [B / W, C, H, W] in [-1, 1] of ``step``'s global batch of B images: drawn from ``pool``
+    (the training split, or every image when None) and, for datasets trained with flips, mirrored per image with
+    probability 1/2. The global batch does not depend on the world size W; rank r takes rows r·B/W .. (r+1)·B/W."""
+    idx = batch_indices(seed, step, 0, len(data) if pool is None else len(pool), batch_size)
+    flip = np.random.default_rng([seed, step, 0, 1]).random(batch_size) < 0.5
+    part = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
+    idx, flip = idx[part], flip[part]
     images = data.images(idx if pool is None else pool[idx])
     if data.train_flip:
-        flip = np.random.default_rng([seed, step, rank, 1]).random(batch_size) < 0.5
         images = images.copy()
         images[flip] = images[flip, :, ::-1]
     return to_model_input(images)
@@ -145,7 +147,10 @@ def train(
         TrainingError: a non-finite loss (naming the step) or an unreadable checkpoint.
     """
     # Setup.
-    rank, _ = distributed_rank()
+    rank, world_size = distributed_rank()
+    if cfg.batch_size % world_size:
+        raise TrainingError(f"train.batch_size={cfg.batch_size} is not divisible by the {world_size} ranks; "
+                            f"set --set train.batch_size to a multiple of {world_size}")
     method.to(device)
     params = method.trainable_parameters()
     opt_cls = torch.optim.AdamW if cfg.weight_decay > 0 else torch.optim.Adam
@@ -186,7 +191,7 @@ def train(
     try:
         for step in range(start, cfg.steps):
             torch.manual_seed(derive_seed(seed, step, rank))
-            x = training_batch(data, pool, seed, step, rank, cfg.batch_size).to(device, non_blocking=True)
+            x = training_batch(data, pool, seed, step, rank, cfg.batch_size, world_size).to(device, non_blocking=True)
             lr = cfg.learning_rate(step)
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -194,13 +199,17 @@ def train(
             with autocast:
                 terms = method.loss(x)
             loss = terms["loss"]
-            if not torch.isfinite(loss.detach()).item():
+            if world_size > 1:  # every rank sees the mean, so all stop together on a non-finite loss
+                terms = {k: distributed.mean_over_ranks(v) for k, v in terms.items() if k != "loss"}
+                terms["loss"] = distributed.mean_over_ranks(loss)
+            if not torch.isfinite(terms["loss"]).item():
                 raise TrainingError(
-                    f"non-finite loss ({loss.item()}) at step {step + 1}; lower train.lr or set "
+                    f"non-finite loss ({terms['loss'].item()}) at step {step + 1}; lower train.lr or set "
                     f"train.grad_clip (the last checkpoint is kept)"
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.average_gradients(params)
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
