@@ -94,6 +94,62 @@ def _launch_torchrun(gpus: int, device: str) -> None:
         raise SystemExit(code)
 
 
+@cli.command()
+@click.option("--methods", required=True, help="Comma-separated method names.")
+@click.option("--datasets", required=True, help="Comma-separated dataset names.")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Seeds 0..N-1 of every configuration.")
+@click.option("--preset", default="paper", show_default=True, help="smoke | quick | paper.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Typed override for every run.")
+@click.option("--launcher", type=click.Choice(["local", "slurm", "debug"]), default="local", show_default=True)
+@click.option("--gpus", type=int, default=0, show_default=True,
+              help="local: GPUs to run on (one run per GPU at a time; 0 = one after another on the CPU).")
+@click.option("--partition", default=None, help="slurm: partition.")
+@click.option("--time", "time_min", type=int, default=24 * 60, show_default=True, help="slurm: minutes per job.")
+@click.option("--gpus-per-task", type=int, default=1, show_default=True, help="slurm: GPUs per run.")
+@click.option("--cpus-per-task", type=int, default=8, show_default=True, help="slurm: CPUs per run.")
+@click.option("--mem-gb", type=int, default=64, show_default=True, help="slurm: memory per run.")
+@click.option("--max-requeue", type=int, default=3, show_default=True,
+              help="Requeues after a timeout or preemption (runs resume from their checkpoints).")
+@click.option("--no-wait", is_flag=True, help="slurm: return once submitted (follow with `benchbench status`).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda.")
+@OUT
+@DATA_DIR
+def sweep(methods: str, datasets: str, seeds: int, preset: str, overrides: tuple[str, ...], launcher: str,
+          gpus: int, partition: str | None, time_min: int, gpus_per_task: int, cpus_per_task: int, mem_gb: int,
+          max_requeue: int, no_wait: bool, device: str, out: Path, data_dir: Path | None) -> None:
+    """Run METHODS x DATASETS x SEEDS as submitit jobs (local processes, SLURM job array, or in-process debug)."""
+    from benchbench import runner
+    from benchbench import sweep as sw
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    sets = [d.strip() for d in datasets.split(",") if d.strip()]
+    runner.check_writable(out)
+    runs = sw.expand(names, sets, seeds, preset, list(overrides), out, device, data_dir)
+    slurm = sw.SlurmOptions(partition, time_min, gpus_per_task, cpus_per_task, mem_gb, max_requeue=max_requeue)
+    record = sw.submit(runs, launcher, out, slurm, gpus, wait=not no_wait, log=lambda m: click.echo(m, err=True))
+    for line in record.get("results", []):
+        click.echo(line)
+
+
+@cli.command()
+@OUT
+def status(out: Path) -> None:
+    """What every sweep under OUT is doing: done, failed, running, started (checkpoint, no process) or queued."""
+    from benchbench.sweep import status as sweep_status
+
+    rows = sweep_status(out)
+    if not rows:
+        click.echo(f"no sweeps under {out / 'sweeps'}")
+    for r in rows:
+        click.echo(f"{r['sweep']}  {r['index']:>4}  {r['method']:<14} {r['dataset']:<16} seed {r['seed']:<3} "
+                   f"{r['state']:<8} {r['job']}")
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    if rows:
+        click.echo(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+
+
 @cli.command(name="list")
 @DATA_DIR
 def list_(data_dir: Path | None) -> None:

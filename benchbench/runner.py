@@ -177,10 +177,25 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
     }
 
 
+def build_stages(method: str, dataset: str, preset: str, overrides: Iterable[str], out: Path, device: str = "auto",
+                 data_dir: Path | None = None, progress: bool = False, log: Log = _stderr) -> dict[str, str]:
+    """Build (or find cached) every stage the configuration needs; returns {name: sha256}. Used by sweeps to build
+    shared stages once, in their own job, before the runs that need them."""
+    cfg = resolve(method, dataset, preset, 0, list(overrides))
+    entry = methods.get(method)
+    requests = entry.meta["stages"](cfg) if entry.meta.get("stages") else {}
+    if not requests:
+        return {}
+    data = build_data(cfg, data_dir)
+    dev = pick_device(device)
+    return {name: stages.ensure(req, lambda r: data, dev, Path(out), log, progress).sha256
+            for name, req in requests.items()}
+
+
 def run(
     method: str,
     dataset: str,
-    seeds: int,
+    seeds: int | Iterable[int],
     preset: str = "paper",
     overrides: Iterable[str] = (),
     out: Path = Path("results"),
@@ -189,9 +204,9 @@ def run(
     progress: bool = True,
     log: Log = _stderr,
 ) -> list[str]:
-    """Run seeds 0..seeds-1 of one configuration; returns one status line per seed."""
+    """Run seeds 0..seeds-1 (or the listed seeds) of one configuration; returns one status line per seed."""
     dev = pick_device(device)
-    p = plan(method, dataset, preset, range(seeds), overrides, out, data_dir)
+    p = plan(method, dataset, preset, range(seeds) if isinstance(seeds, int) else seeds, overrides, out, data_dir)
     check_writable(out)
     for name, reason in p.skipped.items():
         log(f"warning: skipping {name}: {reason}")

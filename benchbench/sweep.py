@@ -1,0 +1,237 @@
+"""``benchbench sweep``: methods × datasets × seeds as jobs of an existing engine (submitit), never our own scheduler.
+
+A sweep expands into one :class:`SweepRun` per (method, dataset, seed), numbered in that nested order so an index
+names the same run every time the same command is given. Every configuration is resolved and validated before
+anything is submitted. Stages that runs share (a pre-trained DPM, an autoencoder, a latent DPM) are built by their
+own jobs first, once per configuration:
+
+* ``slurm``: a job array through submitit's ``AutoExecutor``; run jobs depend on their stage jobs (``afterok``).
+* ``local``: submitit's ``LocalExecutor`` (subprocesses): stage jobs, then runs, one per visible GPU at a time, or
+  one after another on the CPU.
+* ``debug``: submitit's ``DebugExecutor`` (in this process), for debugging and tests.
+
+Preemption: jobs are ``submitit.helpers.Checkpointable``; on a timeout or preemption signal submitit requeues them
+(at most ``max_requeue`` times) and the run resumes from its last checkpoint. A run that fails for a reason a retry
+would not fix (bad config, missing data, non-finite loss: a :class:`~benchbench.errors.BenchbenchError`) returns
+"failed" and is not resubmitted; its ``failed.json`` says why. ``benchbench status`` reads the run folders.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from benchbench import store
+from benchbench.errors import BenchbenchError
+
+LAUNCHERS = ("local", "slurm", "debug")
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One seed of one configuration, as a job."""
+
+    index: int
+    method: str
+    dataset: str
+    seed: int
+    preset: str
+    overrides: tuple[str, ...]
+    out: str
+    dir: str
+    device: str = "auto"
+    data_dir: str | None = None
+
+    @property
+    def config_key(self) -> tuple[str, str]:
+        return self.method, self.dataset
+
+
+def expand(methods: list[str], datasets: list[str], seeds: int, preset: str, overrides: list[str], out: Path,
+           device: str = "auto", data_dir: Path | None = None) -> list[SweepRun]:
+    """Every (method, dataset, seed), validated (names, presets, overrides, data files, metrics) before anything runs.
+
+    Raises:
+        BenchbenchError: the first invalid configuration, naming it.
+    """
+    from benchbench.runner import plan
+
+    if seeds < 1:
+        raise BenchbenchError("--seeds must be at least 1")
+    runs = []
+    for method in methods:
+        for dataset in datasets:
+            try:
+                p = plan(method, dataset, preset, range(seeds), overrides, out, data_dir)
+            except BenchbenchError as exc:
+                raise BenchbenchError(f"{method} on {dataset}: {exc}") from None
+            for spec in p.specs:
+                runs.append(SweepRun(len(runs), method, dataset, spec.cfg.seed, preset, tuple(overrides), str(out),
+                                     str(spec.dir), device, None if data_dir is None else str(data_dir)))
+    return runs
+
+
+def _checkpointable() -> type:
+    from submitit.helpers import Checkpointable
+
+    return Checkpointable
+
+
+class RunJob(_checkpointable()):  # type: ignore[misc]
+    """A submitit job running one sweep run (requeued on preemption; resumes from its checkpoint)."""
+
+    def __init__(self, run: SweepRun) -> None:
+        self.run = run
+
+    def __call__(self) -> str:
+        from benchbench import runner
+
+        r = self.run
+        try:
+            (line,) = runner.run(r.method, r.dataset, [r.seed], r.preset, r.overrides, Path(r.out), r.device,
+                                 None if r.data_dir is None else Path(r.data_dir), progress=False)
+        except BenchbenchError as exc:  # a retry would not fix it: report, do not requeue
+            return f"run {r.index} failed: {exc}"
+        return f"run {r.index}: {line}"
+
+
+class StageJob(_checkpointable()):  # type: ignore[misc]
+    """A submitit job building the stages one (method, dataset) configuration needs."""
+
+    def __init__(self, run: SweepRun) -> None:
+        self.run = run
+
+    def __call__(self) -> dict[str, str]:
+        from benchbench import runner
+
+        r = self.run
+        return runner.build_stages(r.method, r.dataset, r.preset, r.overrides, Path(r.out), r.device,
+                                   None if r.data_dir is None else Path(r.data_dir))
+
+
+def needs_stages(run: SweepRun) -> bool:
+    from benchbench.registry import methods
+
+    return bool(methods.get(run.method).meta.get("stages"))
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    partition: str | None = None
+    time_min: int = 24 * 60
+    gpus_per_task: int = 1
+    cpus_per_task: int = 8
+    mem_gb: int = 64
+    array_parallelism: int = 64
+    max_requeue: int = 3
+
+
+def executor(launcher: str, folder: Path, slurm: SlurmOptions | None = None, gpus: int = 0) -> Any:
+    """The submitit executor of ``launcher`` with its parameters."""
+    import submitit
+
+    if launcher == "debug":
+        return submitit.DebugExecutor(folder)
+    if launcher == "local":
+        ex = submitit.LocalExecutor(folder, max_num_timeout=(slurm or SlurmOptions()).max_requeue)
+        ex.update_parameters(timeout_min=(slurm or SlurmOptions()).time_min, gpus_per_node=min(gpus, 1))
+        return ex
+    if launcher == "slurm":
+        o = slurm or SlurmOptions()
+        ex = submitit.AutoExecutor(folder, cluster="slurm", slurm_max_num_timeout=o.max_requeue)
+        params: dict[str, Any] = {"timeout_min": o.time_min, "gpus_per_node": o.gpus_per_task, "tasks_per_node": 1,
+                                  "cpus_per_task": o.cpus_per_task, "mem_gb": o.mem_gb,
+                                  "slurm_array_parallelism": o.array_parallelism, "name": "benchbench"}
+        if o.partition:
+            params["slurm_partition"] = o.partition
+        ex.update_parameters(**params)
+        return ex
+    raise BenchbenchError(f"unknown launcher {launcher!r}; choose one of {', '.join(LAUNCHERS)}")
+
+
+def submit(runs: list[SweepRun], launcher: str, out: Path, slurm: SlurmOptions | None = None, gpus: int = 0,
+           wait: bool = True, log: Any = print) -> dict[str, Any]:
+    """Submit the stage jobs, then the run jobs; record the sweep under ``out/sweeps``; return that record.
+
+    ``local`` and ``debug`` wait for every job (``local`` runs ``max(gpus, 1)`` jobs at a time); ``slurm`` returns
+    after submitting unless ``wait``.
+    """
+    folder = Path(out) / "sweeps" / time.strftime("%Y%m%d-%H%M%S")
+    ex = executor(launcher, folder / "submitit", slurm, gpus)
+    first_of_config: dict[tuple[str, str], SweepRun] = {}
+    for r in runs:
+        if needs_stages(r):
+            first_of_config.setdefault(r.config_key, r)
+    record: dict[str, Any] = {"launcher": launcher, "runs": [asdict(r) for r in runs], "stage_jobs": {},
+                              "run_jobs": {}}
+    store.atomic_write_json(folder / "sweep.json", record)
+    stage_jobs = {key: ex.submit(StageJob(r)) for key, r in first_of_config.items()}
+    record["stage_jobs"] = {f"{m}/{d}": j.job_id for (m, d), j in stage_jobs.items()}
+    if launcher != "slurm":
+        for key, job in stage_jobs.items():
+            log(f"stages for {key[0]} on {key[1]}: {job.result()}")
+    results = []
+    if launcher == "slurm":
+        jobs = []
+        with ex.batch():
+            for r in runs:
+                dep = stage_jobs.get(r.config_key)
+                if dep is not None:
+                    ex.update_parameters(slurm_additional_parameters={"dependency": f"afterok:{dep.job_id}"})
+                jobs.append(ex.submit(RunJob(r)))
+        record["run_jobs"] = {str(r.index): j.job_id for r, j in zip(runs, jobs, strict=True)}
+        store.atomic_write_json(folder / "sweep.json", record)
+        log(f"submitted {len(jobs)} runs and {len(stage_jobs)} stage jobs; `benchbench status` follows them")
+        if wait:
+            results = [j.result() for j in jobs]
+    else:
+        parallel = max(gpus, 1) if launcher == "local" else 1
+        pending = list(runs)
+        while pending:
+            batch, pending = pending[:parallel], pending[parallel:]
+            jobs = []
+            for slot, r in enumerate(batch):
+                if launcher == "local" and gpus:
+                    ex.update_parameters(visible_gpus=[slot])
+                jobs.append(ex.submit(RunJob(r)))
+                record["run_jobs"][str(r.index)] = jobs[-1].job_id
+            store.atomic_write_json(folder / "sweep.json", record)
+            for job in jobs:
+                results.append(job.result())
+                log(results[-1])
+    record["results"] = results
+    store.atomic_write_json(folder / "sweep.json", record)
+    return record
+
+
+def status(out: Path) -> list[dict[str, Any]]:
+    """Every run of every sweep under ``out/sweeps`` with its state: done, failed, running, started (a checkpoint,
+    no process) or queued; read from the run folders, so it is right whichever engine ran them."""
+    rows = []
+    for path in sorted((Path(out) / "sweeps").glob("*/sweep.json")):
+        record = json.loads(path.read_text())
+        for r in record["runs"]:
+            d = Path(r["dir"])
+            if (d / "result.json").exists():
+                state = "done"
+            elif (d / "failed.json").exists():
+                state = "failed"
+            elif d.exists() and _locked(d):
+                state = "running"
+            elif (d / "ckpt.pt").exists():
+                state = "started"
+            else:
+                state = "queued"
+            rows.append({"sweep": path.parent.name, "index": r["index"], "method": r["method"],
+                         "dataset": r["dataset"], "seed": r["seed"], "state": state,
+                         "job": record.get("run_jobs", {}).get(str(r["index"]), "")})
+    return rows
+
+
+def _locked(folder: Path) -> bool:
+    """Whether a process holds the run folder's lock right now."""
+    with store.folder_lock(folder) as acquired:
+        return not acquired

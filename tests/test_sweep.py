@@ -1,0 +1,80 @@
+"""Sweeps through submitit's debug and local executors: stable indices, stages first, preemption and requeue."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from benchbench import sweep as sw
+from benchbench.errors import BenchbenchError
+
+SMOKE = ["eval.metrics=('mig',)"]
+
+
+def test_expand_is_stable_and_validated(tmp_path: Path) -> None:
+    runs = sw.expand(["betavae", "random"], ["shapes3d-synth", "mpi3d-synth"], 2, "smoke", SMOKE, tmp_path)
+    assert [(r.index, r.method, r.dataset, r.seed) for r in runs[:5]] == [
+        (0, "betavae", "shapes3d-synth", 0), (1, "betavae", "shapes3d-synth", 1), (2, "betavae", "mpi3d-synth", 0),
+        (3, "betavae", "mpi3d-synth", 1), (4, "random", "shapes3d-synth", 0)]
+    again = sw.expand(["betavae", "random"], ["shapes3d-synth", "mpi3d-synth"], 2, "smoke", SMOKE, tmp_path)
+    assert again == runs
+    with pytest.raises(BenchbenchError, match="nosuch on shapes3d-synth"):
+        sw.expand(["nosuch"], ["shapes3d-synth"], 1, "smoke", SMOKE, tmp_path)
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_debug_sweep_builds_stages_once_then_runs(tmp_path: Path, invoke) -> None:
+    code, out, err = invoke(["sweep", "--methods", "random,pdae", "--datasets", "shapes3d-synth", "--seeds", "2",
+                             "--preset", "smoke", "--set", "eval.metrics=('mig',)", "--set", "eval.figures=False",
+                             "--launcher", "debug", "--device", "cpu", "--out", str(tmp_path)])
+    assert code == 0, err
+    assert out.count(": done (") == 4
+    assert err.count("building stage ddpm/") == 1 and err.count("reusing cached stage ddpm/") == 2
+    assert len(list((tmp_path / "runs").rglob("result.json"))) == 4
+    code, out, _ = invoke(["status", "--out", str(tmp_path)])
+    assert code == 0 and out.strip().splitlines()[-1] == "4 done"
+
+
+def _preempt(job: object) -> None:
+    """Send the job's task the signal a scheduler sends on preemption (SIGUSR2 for submitit's local jobs; the local
+    controller itself only forwards SIGTERM, so the signal goes to its child, as SLURM delivers it to the task)."""
+    controller = job._process.pid  # type: ignore[attr-defined]
+    children = Path(f"/proc/{controller}/task/{controller}/children").read_text().split()
+    assert children, "the job's task has not started"
+    for pid in children:
+        os.kill(int(pid), signal.SIGUSR2)
+
+
+def test_local_sweep_run_killed_midway_is_requeued_and_completes(tmp_path: Path) -> None:
+    runs = sw.expand(["betavae"], ["shapes3d-synth"], 1, "smoke",
+                     [*SMOKE, "eval.figures=False", "train.steps=2000", "train.ckpt_every=10", "train.log_every=10"],
+                     tmp_path, device="cpu")
+    ex = sw.executor("local", tmp_path / "submitit", sw.SlurmOptions(max_requeue=2))
+    job = ex.submit(sw.RunJob(runs[0]))
+    ckpt = Path(runs[0].dir) / "ckpt.pt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and time.time() < deadline:
+        time.sleep(0.5)
+    assert ckpt.exists(), job.stderr()
+    _preempt(job)
+    assert job.result().startswith("run 0: seed 0: done")
+    logs = job.stderr() or ""
+    assert "resuming" in logs, logs
+    record = json.loads((Path(runs[0].dir) / "result.json").read_text())
+    assert record["status"] == "complete" and "mig" in record["metrics"]
+    steps = [json.loads(line)["step"] for line in (Path(runs[0].dir) / "stats.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 2000  # resumed, no step logged twice
+    assert "Requeued job" in (job.stdout() or "")
+
+
+def test_failure_a_retry_cannot_fix_is_not_requeued(tmp_path: Path) -> None:
+    runs = sw.expand(["betavae"], ["shapes3d-synth"], 1, "smoke", [*SMOKE, "train.lr=1e9"], tmp_path, device="cpu")
+    record = sw.submit(runs, "debug", tmp_path, log=lambda m: None)
+    assert record["results"][0].startswith("run 0 failed: non-finite loss")
+    assert (Path(runs[0].dir) / "failed.json").exists()
+    assert [r["state"] for r in sw.status(tmp_path)] == ["failed"]
