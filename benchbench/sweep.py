@@ -87,15 +87,36 @@ class RunJob(_checkpointable()):  # type: ignore[misc]
         self.run = run
 
     def __call__(self) -> str:
-        from benchbench import runner
+        from benchbench import distributed, runner
 
         r = self.run
+        device = _join_job_ranks(r.device)
+        log = runner._stderr if distributed.is_main() else (lambda msg: None)
         try:
-            (line,) = runner.run(r.method, r.dataset, [r.seed], r.preset, r.overrides, Path(r.out), r.device,
-                                 None if r.data_dir is None else Path(r.data_dir), progress=False)
+            (line,) = runner.run(r.method, r.dataset, [r.seed], r.preset, r.overrides, Path(r.out), device,
+                                 None if r.data_dir is None else Path(r.data_dir), progress=False, log=log)
         except BenchbenchError as exc:  # a retry would not fix it: report, do not requeue
             return f"run {r.index} failed: {exc}"
+        finally:
+            distributed.finish()
         return f"run {r.index}: {line}"
+
+
+def _join_job_ranks(device: str) -> str:
+    """In a submitit job with several tasks (``--gpus-per-task K`` on SLURM: K tasks, one GPU each), export the
+    torch.distributed environment submitit knows and join the process group; otherwise ``device`` unchanged."""
+    import submitit
+
+    from benchbench import distributed
+
+    try:
+        env = submitit.JobEnvironment()
+    except RuntimeError:  # not inside a submitit job (the debug executor runs in this process)
+        return device
+    if env.num_tasks <= 1:
+        return device
+    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    return distributed.init_from_env(device)
 
 
 class StageJob(_checkpointable()):  # type: ignore[misc]
@@ -122,7 +143,7 @@ def needs_stages(run: SweepRun) -> bool:
 class SlurmOptions:
     partition: str | None = None
     time_min: int = 24 * 60
-    gpus_per_task: int = 1
+    gpus_per_task: int = 1  # > 1: that many data-parallel ranks per run, one per GPU
     cpus_per_task: int = 8
     mem_gb: int = 64
     array_parallelism: int = 64
@@ -141,8 +162,12 @@ def executor(launcher: str, folder: Path, slurm: SlurmOptions | None = None, gpu
         return ex
     if launcher == "slurm":
         o = slurm or SlurmOptions()
-        ex = submitit.AutoExecutor(folder, cluster="slurm", slurm_max_num_timeout=o.max_requeue)
-        params: dict[str, Any] = {"timeout_min": o.time_min, "gpus_per_node": o.gpus_per_task, "tasks_per_node": 1,
+        try:
+            ex = submitit.AutoExecutor(folder, cluster="slurm", slurm_max_num_timeout=o.max_requeue)
+        except RuntimeError as exc:
+            raise BenchbenchError(f"--launcher slurm: no SLURM on this machine ({exc}); use --launcher local") from None
+        params: dict[str, Any] = {"timeout_min": o.time_min, "gpus_per_node": o.gpus_per_task,
+                                  "tasks_per_node": max(o.gpus_per_task, 1),  # one rank per GPU (DDP within a run)
                                   "cpus_per_task": o.cpus_per_task, "mem_gb": o.mem_gb,
                                   "slurm_array_parallelism": o.array_parallelism, "name": "benchbench"}
         if o.partition:
@@ -175,14 +200,19 @@ def submit(runs: list[SweepRun], launcher: str, out: Path, slurm: SlurmOptions |
             log(f"stages for {key[0]} on {key[1]}: {job.result()}")
     results = []
     if launcher == "slurm":
-        jobs = []
-        with ex.batch():
-            for r in runs:
-                dep = stage_jobs.get(r.config_key)
-                if dep is not None:
-                    ex.update_parameters(slurm_additional_parameters={"dependency": f"afterok:{dep.job_id}"})
-                jobs.append(ex.submit(RunJob(r)))
-        record["run_jobs"] = {str(r.index): j.job_id for r, j in zip(runs, jobs, strict=True)}
+        # One job array per configuration, so that all its runs wait on its stage job (afterok) and nothing else.
+        groups: dict[tuple[str, str], list[SweepRun]] = {}
+        for r in runs:
+            groups.setdefault(r.config_key, []).append(r)
+        jobs, order = [], []
+        for key, members in groups.items():
+            dep = stage_jobs.get(key)
+            ex.update_parameters(slurm_additional_parameters={"dependency": f"afterok:{dep.job_id}"} if dep else {})
+            with ex.batch():
+                batch = [ex.submit(RunJob(r)) for r in members]
+            jobs += batch
+            order += members
+        record["run_jobs"] = {str(r.index): j.job_id for r, j in zip(order, jobs, strict=True)}
         store.atomic_write_json(folder / "sweep.json", record)
         log(f"submitted {len(jobs)} runs and {len(stage_jobs)} stage jobs; `benchbench status` follows them")
         if wait:

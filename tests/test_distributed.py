@@ -121,3 +121,12 @@ def test_batch_must_divide_over_ranks(tmp_path: Path) -> None:
                  "--no-progress", "--metrics", "mig", "--set", "train.batch_size=7", "--out", str(tmp_path / "o")],
                 env, ranks=2)
     assert proc.returncode != 0 and "not divisible by the 2 ranks" in proc.stderr
+
+
+def test_gpus_option_needs_visible_gpus(invoke, tmp_path: Path) -> None:
+    code, _, err = invoke(["run", "--method", "betavae", "--dataset", "shapes3d-synth", "--preset", "smoke",
+                           "--gpus", "2", "--out", str(tmp_path)])
+    assert code == 2 and err.startswith("error: --gpus 2: only 0 CUDA devices are visible")
+    assert not (tmp_path / "runs").exists()
+    assert distributed.torchrun_command(2, ["run", "--x"])[1:6] == [
+        "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]

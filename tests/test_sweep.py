@@ -78,3 +78,42 @@ def test_failure_a_retry_cannot_fix_is_not_requeued(tmp_path: Path) -> None:
     assert record["results"][0].startswith("run 0 failed: non-finite loss")
     assert (Path(runs[0].dir) / "failed.json").exists()
     assert [r["state"] for r in sw.status(tmp_path)] == ["failed"]
+
+
+FAKE_SBATCH = """#!/bin/sh
+# Records what benchbench submits; answers like SLURM's sbatch.
+n=$(ls "$SBATCH_LOG" 2>/dev/null | wc -l)
+cp "$1" "$SBATCH_LOG/$n.sh"
+echo "Submitted batch job $((100 + n))"
+"""
+
+
+def test_slurm_submission_arrays_and_dependencies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake sbatch on PATH: stage jobs first, then one array per configuration depending on its stage job."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "sbatch"
+    bin_dir.mkdir()
+    log.mkdir()
+    (bin_dir / "sbatch").write_text(FAKE_SBATCH)
+    (bin_dir / "sbatch").chmod(0o755)
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")  # submitit only checks that srun exists
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("SBATCH_LOG", str(log))
+    runs = sw.expand(["pdae", "betavae"], ["shapes3d-synth"], 2, "smoke", SMOKE, tmp_path)
+    record = sw.submit(runs, "slurm", tmp_path, sw.SlurmOptions(partition="gpu", time_min=90, mem_gb=32),
+                       wait=False, log=lambda m: None)
+    scripts = [(log / f"{i}.sh").read_text() for i in range(len(list(log.iterdir())))]
+    assert len(scripts) == 3  # the pdae stage job, the pdae array, the betavae array
+    assert record["stage_jobs"] == {"pdae/shapes3d-synth": "100"}
+    assert "#SBATCH --partition=gpu" in scripts[0] and "#SBATCH --time=90" in scripts[0]
+    assert "#SBATCH --mem=32GB" in scripts[1] and "#SBATCH --array=0-1" in scripts[1]
+    assert "#SBATCH --dependency=afterok:100" in scripts[1]
+    assert "--dependency" not in scripts[2] and "#SBATCH --array=0-1" in scripts[2]
+    assert sorted(record["run_jobs"]) == ["0", "1", "2", "3"]
+    assert [r["state"] for r in sw.status(tmp_path)] == ["queued"] * 4
+
+
+def test_slurm_launcher_without_slurm_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no srun, no sbatch
+    with pytest.raises(BenchbenchError, match="--launcher local"):
+        sw.executor("slurm", tmp_path / "submitit")
