@@ -117,3 +117,30 @@ def test_slurm_launcher_without_slurm_is_a_clear_error(tmp_path: Path, monkeypat
     monkeypatch.setenv("PATH", str(tmp_path))  # no srun, no sbatch
     with pytest.raises(BenchbenchError, match="--launcher local"):
         sw.executor("slurm", tmp_path / "submitit")
+
+
+def test_report_while_a_run_is_writing(tmp_path: Path, invoke) -> None:
+    """Records appear atomically: a report taken at any moment of another process's run sees the finished runs and
+    lists the unfinished one as incomplete, never a partial record."""
+    import subprocess
+    import sys
+
+    from benchbench import report
+
+    base = ["run", "--method", "betavae", "--dataset", "shapes3d-synth", "--preset", "smoke", "--no-progress",
+            "--metrics", "mig", "--out", str(tmp_path)]
+    assert invoke(base)[0] == 0
+    proc = subprocess.Popen([sys.executable, "-m", "benchbench", *base, "--set", "train.steps=300",
+                             "--set", "train.ckpt_every=5"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    seen_incomplete = False
+    try:
+        while proc.poll() is None:
+            text = report.build_report(tmp_path, "markdown", write=False)
+            assert "| betavae" in text and "| smoke | 1 |" in text  # the finished run is always there
+            seen_incomplete |= "incomplete: runs/shapes3d-synth/betavae/" in text
+            time.sleep(0.2)
+    finally:
+        proc.wait(timeout=300)
+    assert proc.returncode == 0 and seen_incomplete
+    assert len(report.load_frame(tmp_path).drop_duplicates(["config_hash", "seed"])) == 2
