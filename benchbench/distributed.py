@@ -6,6 +6,13 @@ is ``train.batch_size`` whatever K is), gradients are averaged over ranks after 
 as DistributedDataParallel does, but without wrapping the method, whose entry point is ``loss`` rather than
 ``forward``), and only rank 0 takes folder locks, writes checkpoints, stage artifacts, figures and results, and
 evaluates; the other ranks wait for it. Outside torchrun every helper here is a no-op.
+
+Reproducibility: rank r trains on rows r·B/K .. (r+1)·B/K of the very batch a single process would draw, and rank 0
+draws the single process's noise. For a method whose loss draws no noise the K-rank run therefore equals the
+one-process run up to floating-point summation order (tests/test_distributed.py: within 1e-5 on every weight). Methods
+that draw noise in ``loss`` (timesteps, diffusion noise, reparameterisation: every VAE and diffusion method) give
+ranks r >= 1 their own noise streams (seeded by (seed, step, r)), so there the runs agree in distribution, not bit for
+bit; a method would have to draw its noise for the global batch to do better.
 """
 
 from __future__ import annotations
