@@ -92,6 +92,10 @@ def plan(
         raise BenchbenchError("--seeds must be at least 1")
     cfgs = [resolve(method, dataset, preset, s, overrides) for s in seeds]
     data = build_data(cfgs[0], data_dir)
+    check = methods.get(method).meta.get("check")  # the method's own (cross-field) config checks, before any stage
+    if check is not None:
+        for cfg in cfgs:
+            check(cfg.model, data.spec)
     chosen, skipped = select_metrics(data.spec, cfgs[0].eval, methods.get(method).obj)
     specs = []
     for cfg in cfgs:

@@ -112,6 +112,14 @@ BAD = {
     "wrong keys": (["run", "--method", "betavae", "--dataset", "shapes3d", "--preset", "smoke"], "images"),
     "wrong shape": (["run", "--method", "betavae", "--dataset", "shapes3d", "--preset", "smoke"], "shape"),
     "device": (SMOKE + ["run", "--method", "betavae", "--device", "cuda"], "no CUDA device"),
+    # Method options are checked before any stage is built or run folder written.
+    "disdiff space": (SMOKE + ["run", "--method", "disdiff", "--set", "model.space=pixel"], "model.space must be"),
+    "disdiff autoencoder": (SMOKE + ["run", "--method", "disdiff", "--set", "model.ldm.autoencoder.kind=gan"],
+                            "autoencoder.kind must be"),
+    "infodiffusion priors": (SMOKE + ["run", "--method", "infodiffusion", "--set", "model.kld_weight=1"],
+                             "not both"),
+    "lr schedule": (SMOKE + ["run", "--method", "betavae", "--set", "train.lr_schedule=step"], "lr_schedule"),
+    "gpus": (SMOKE + ["run", "--method", "betavae", "--gpus", "2"], "CUDA devices are visible"),
 }
 
 

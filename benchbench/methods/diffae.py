@@ -152,7 +152,7 @@ PRESETS = {
 
 
 @register_method(
-    "diffae", config=DiffAEConfig, presets=PRESETS,
+    "diffae", config=DiffAEConfig, presets=PRESETS, check=_check,
     description="Diff-AE (Preechakul et al. 2022): semantic encoder + z-conditioned DDIM, Gaussian z prior",
 )
 class DiffAE(Method):

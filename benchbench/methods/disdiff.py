@@ -250,6 +250,24 @@ def _presets() -> dict[str, object]:
 PRESETS = _presets()
 
 
+def _check(cfg: DisDiffConfig, spec: DataSpec) -> None:
+    """ConfigError for settings that cannot build DisDiff for ``spec``; ``benchbench run`` calls it before any stage
+    is built (registered as the method's ``check``)."""
+    if cfg.space not in ("latent", "image"):
+        raise ConfigError(f"disdiff: model.space must be 'latent' or 'image', got {cfg.space!r}")
+    if cfg.dis_loss_type not in ("Z", "IM"):
+        raise ConfigError(f"disdiff: model.dis_loss_type must be 'Z' or 'IM', got {cfg.dis_loss_type!r}")
+    if cfg.num_factors < 2 or cfg.factor_dim < 1:
+        raise ConfigError("disdiff: model.num_factors must be >= 2 and model.factor_dim >= 1")
+    if cfg.num_factors > cfg.orth_dim:
+        raise ConfigError(f"disdiff: model.orth_dim ({cfg.orth_dim}) must be >= model.num_factors")
+    if cfg.space == "latent" and cfg.ldm.autoencoder.kind not in ("vq", "kl"):
+        raise ConfigError(f"disdiff: model.ldm.autoencoder.kind must be 'vq' or 'kl', got {cfg.ldm.autoencoder.kind!r}")
+    side = spec.resolution
+    if side < 8 or 4 * 2 ** round(np.log2(side / 4)) != side:
+        raise ConfigError(f"disdiff: the encoder needs a resolution 4 * 2^k (k >= 1), got {side}; set data.resolution")
+
+
 def _stages(cfg: object) -> dict[str, object]:
     m: DisDiffConfig = cfg.model  # type: ignore[attr-defined]
     if m.space == "latent":
@@ -258,7 +276,7 @@ def _stages(cfg: object) -> dict[str, object]:
 
 
 @register_method(
-    "disdiff", config=DisDiffConfig, presets=PRESETS, stages=_stages,
+    "disdiff", config=DisDiffConfig, presets=PRESETS, stages=_stages, check=_check,
     description="DisDiff (Yang et al. 2023): N factor gradient fields on a frozen (latent) DPM",
 )
 class DisDiff(Method):
@@ -274,13 +292,8 @@ class DisDiff(Method):
     ema_exclude = ("encoder.",)  # the reference EMA-averages the UNet side only; E is used as trained
 
     def __init__(self, cfg: DisDiffConfig, spec: DataSpec, stages: dict[str, Artifact] | None = None) -> None:
+        _check(cfg, spec)
         super().__init__(cfg, spec)
-        if cfg.space not in ("latent", "image"):
-            raise ConfigError(f"disdiff: model.space must be 'latent' or 'image', got {cfg.space!r}")
-        if cfg.dis_loss_type not in ("Z", "IM"):
-            raise ConfigError(f"disdiff: model.dis_loss_type must be 'Z' or 'IM', got {cfg.dis_loss_type!r}")
-        if cfg.num_factors < 2 or cfg.factor_dim < 1:
-            raise ConfigError("disdiff: model.num_factors must be >= 2 and model.factor_dim >= 1")
         key = "ldm" if cfg.space == "latent" else "dpm"
         if not stages or key not in stages:
             raise ConfigError(f"disdiff in {cfg.space} space needs the {key!r} stage (benchbench run builds it first)")
@@ -294,8 +307,6 @@ class DisDiff(Method):
         self.repre_embed = nn.Linear(cfg.factor_dim, width)
         self.orth_weight = nn.Parameter(torch.randn(cfg.orth_dim, cfg.orth_dim))
         self.factor_proj = nn.Linear(cfg.orth_dim, width)
-        if cfg.num_factors > cfg.orth_dim:
-            raise ConfigError(f"disdiff: model.orth_dim ({cfg.orth_dim}) must be >= model.num_factors")
         self.shift = UNetDecoder(replace(unet.cfg, cond_dim=width, cond_mode="scale_shift"))  # G
         self.code_moments = CodeMoments(cfg.code_dim, cfg.code_momentum)  # the Gaussian behind ``sample``
 

@@ -189,7 +189,7 @@ PRESETS = {
 
 
 @register_method(
-    "infodiffusion", config=InfoDiffusionConfig, presets=PRESETS,
+    "infodiffusion", config=InfoDiffusionConfig, presets=PRESETS, check=_check,
     description="InfoDiffusion (Wang et al. 2023): code-conditioned diffusion decoder + MMD prior on the code",
 )
 class InfoDiffusion(Method):
