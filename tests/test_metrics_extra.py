@@ -22,28 +22,15 @@ from benchbench.metrics.modularity import (
 )
 from benchbench.metrics.sap import sap, sap_arrays, sap_from_matrix
 from benchbench.metrics.settings import ModularitySettings, SAPSettings, eval_preset
-from benchbench.metrics.table import CodeTable
 from benchbench.metrics.utils import generate_batch_factor_code, histogram_discretize, shuffle_split
 from benchbench.registry import metrics
+from tests.test_metrics_factor import TableSource, noisy, rotated
 
 SIZES = (4, 5, 3)
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-TableSource = CodeTable.from_function  # a FactorSource over a code table built from a function
-
-
-def noisy(f: np.ndarray, scale: float = 0.01) -> np.ndarray:
-    """Factor values as floats plus small fixed noise per table row."""
-    return f + scale * np.random.default_rng(1).normal(size=f.shape)
-
-
-def rotated(f: np.ndarray) -> np.ndarray:
-    """45-degree rotation of the first two dims of the ideal code."""
-    z = noisy(f)
-    z[:, 0], z[:, 1] = (z[:, 0] + z[:, 1]) / np.sqrt(2), (z[:, 0] - z[:, 1]) / np.sqrt(2)
-    return z
 
 
 def messy(f: np.ndarray) -> np.ndarray:
