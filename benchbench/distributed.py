@@ -91,19 +91,22 @@ def average_gradients(params: list[torch.nn.Parameter]) -> None:
     flat /= dist.get_world_size()
     offset = 0
     for p, g in zip(params, grads, strict=True):
-        n = g.numel()
-        p.grad = flat[offset:offset + n].view_as(g).clone() if p.grad is None else p.grad.copy_(
-            flat[offset:offset + n].view_as(g))
-        offset += n
+        chunk = flat[offset:offset + g.numel()].view_as(g)
+        if p.grad is None:
+            p.grad = chunk.clone()
+        else:
+            p.grad.copy_(chunk)
+        offset += g.numel()
 
 
-def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
-    """The mean of a scalar tensor over ranks (for logging and for a consistent non-finite check)."""
+def mean_over_ranks(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each scalar's mean over ranks, detached, in one all-reduce (for logging and a consistent non-finite check)."""
     if not active():
-        return value
-    out = value.detach().clone().float()
-    dist.all_reduce(out)
-    return out / dist.get_world_size()
+        return values
+    stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
+    dist.all_reduce(stacked)
+    stacked /= dist.get_world_size()
+    return dict(zip(values, stacked.unbind(), strict=True))
 
 
 def torchrun_command(nproc: int, args: list[str]) -> list[str]:

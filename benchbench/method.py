@@ -83,7 +83,7 @@ class CodeMoments(nn.Module):
         """Fold in a batch of codes z [B, D]."""
         z = z.detach().float()
         self.count += 1
-        rate = max(1.0 / float(self.count), 1.0 - self.momentum)
+        rate = self.count.reciprocal().clamp_min(1.0 - self.momentum)  # on the device: no sync in the training step
         self.mean.lerp_(z.mean(0), rate)
         self.sq.lerp_(z.T @ z / len(z), rate)
 

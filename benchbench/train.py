@@ -200,8 +200,7 @@ def train(
                 terms = method.loss(x)
             loss = terms["loss"]
             if world_size > 1:  # every rank sees the mean, so all stop together on a non-finite loss
-                terms = {k: distributed.mean_over_ranks(v) for k, v in terms.items() if k != "loss"}
-                terms["loss"] = distributed.mean_over_ranks(loss)
+                terms = distributed.mean_over_ranks(terms)
             if not torch.isfinite(terms["loss"]).item():
                 raise TrainingError(
                     f"non-finite loss ({terms['loss'].item()}) at step {step + 1}; lower train.lr or set "

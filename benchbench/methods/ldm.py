@@ -184,6 +184,7 @@ class LatentDPM(Method):
         self.unet = UNet(u)
         self.schedule = cfg.schedule()
         self.register_buffer("scale", torch.zeros(()))  # 1 / std of the first training batch's latents
+        self._scale_checked = False
 
     def train(self, mode: bool = True) -> LatentDPM:
         super().train(mode)
@@ -201,9 +202,11 @@ class LatentDPM(Method):
 
     def loss(self, x: Tensor) -> dict[str, Tensor]:
         """L1 eps loss on latents of x [N, C, R, R]; the first call fixes ``scale`` (scale_by_std)."""
-        if float(self.scale) == 0.0:
-            with torch.no_grad():
-                self.scale.fill_(1.0 / self.autoencoder.encode(x).float().std().clamp_min(1e-8))
+        if not self._scale_checked:  # read the buffer once (a device sync), not every step
+            if float(self.scale) == 0.0:
+                with torch.no_grad():
+                    self.scale.fill_(1.0 / self.autoencoder.encode(x).float().std().clamp_min(1e-8))
+            self._scale_checked = True
         y0 = self.to_latent(x)
         t = torch.randint(0, self.schedule.num_steps, (x.shape[0],), device=x.device)
         noise = torch.randn_like(y0)
