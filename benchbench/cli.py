@@ -13,6 +13,9 @@ OUT = click.option("--out", type=click.Path(path_type=Path), default=Path("resul
                    help="Results folder.")
 DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
                         help="Dataset folder (default: $BENCHBENCH_DATA or ~/.cache/benchbench).")
+THREADS = click.option("--threads", type=int, default=None,
+                       help="Threads for torch, BLAS, OpenMP and the metric workers (default: the cores this "
+                            "process may use). Metric values do not depend on it.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,14 +38,16 @@ def cli() -> None:
               help="Data-parallel over this many GPUs of this node: starts the same command under torchrun.")
 @OUT
 @DATA_DIR
+@THREADS
 def run(method: str, dataset: str, seeds: int, preset: str, overrides: tuple[str, ...], metrics: str | None,
-        device: str, no_progress: bool, gpus: int, out: Path, data_dir: Path | None) -> None:
+        device: str, no_progress: bool, gpus: int, out: Path, data_dir: Path | None, threads: int | None) -> None:
     """Train METHOD on DATASET for each seed, score it with every applicable metric, store the results.
 
     Completed seeds are skipped; interrupted ones resume from their last checkpoint. Under torchrun (or with
     --gpus K) every rank trains on its part of each batch and rank 0 scores and writes.
     """
     from benchbench import distributed, runner
+    from benchbench.threads import thread_budget
 
     if gpus:
         _launch_torchrun(gpus, device)
@@ -54,8 +59,9 @@ def run(method: str, dataset: str, seeds: int, preset: str, overrides: tuple[str
     main = distributed.is_main()
     log = runner._stderr if main else (lambda msg: None)
     try:
-        lines = runner.run(method, dataset, seeds, preset, overrides, out, device, data_dir,
-                           not no_progress and main, log)
+        with thread_budget(threads):
+            lines = runner.run(method, dataset, seeds, preset, overrides, out, device, data_dir,
+                               not no_progress and main, log)
     finally:
         distributed.finish()
     for line in lines if main else ():
@@ -114,9 +120,10 @@ def _launch_torchrun(gpus: int, device: str) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda.")
 @OUT
 @DATA_DIR
+@THREADS
 def sweep(methods: str, datasets: str, seeds: int, preset: str, overrides: tuple[str, ...], launcher: str,
           gpus: int, partition: str | None, time_min: int, gpus_per_task: int, cpus_per_task: int, mem_gb: int,
-          max_requeue: int, no_wait: bool, device: str, out: Path, data_dir: Path | None) -> None:
+          max_requeue: int, no_wait: bool, device: str, out: Path, data_dir: Path | None, threads: int | None) -> None:
     """Run METHODS x DATASETS x SEEDS as submitit jobs (local processes, SLURM job array, or in-process debug)."""
     from benchbench import runner
     from benchbench import sweep as sw
@@ -124,7 +131,9 @@ def sweep(methods: str, datasets: str, seeds: int, preset: str, overrides: tuple
     names = [m.strip() for m in methods.split(",") if m.strip()]
     sets = [d.strip() for d in datasets.split(",") if d.strip()]
     runner.check_writable(out)
-    runs = sw.expand(names, sets, seeds, preset, list(overrides), out, device, data_dir)
+    if threads is not None and threads < 1:
+        raise BenchbenchError(f"--threads must be >= 1, got {threads}")
+    runs = sw.expand(names, sets, seeds, preset, list(overrides), out, device, data_dir, threads)
     slurm = sw.SlurmOptions(partition, time_min, gpus_per_task, cpus_per_task, mem_gb, max_requeue=max_requeue)
     record = sw.submit(runs, launcher, out, slurm, gpus, wait=not no_wait, log=lambda m: click.echo(m, err=True))
     for line in record.get("results", []):
@@ -202,18 +211,21 @@ def report(out: Path, fmt: str, paper: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/test shuffles.")
 @click.option("--set", "overrides", multiple=True, metavar="METRIC.KEY=VALUE", help="e.g. --set dci.mode=fast")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@THREADS
 def score(codes: Path, factors: Path | None, attributes: Path | None, metrics: str | None, seed: int,
-          overrides: tuple[str, ...], as_json: bool) -> None:
+          overrides: tuple[str, ...], as_json: bool, threads: int | None) -> None:
     """Score a representation you bring: codes against factors and/or attributes (sampling-free metrics)."""
     import json
 
     from benchbench.score import load_array, score_arrays
+    from benchbench.threads import thread_budget
 
     z = load_array(codes, "codes", ("codes", "z", "latents"))
     f = load_array(factors, "factors", ("factors", "labels", "y")) if factors else None
     a = load_array(attributes, "attributes", ("attributes", "attrs", "targ")) if attributes else None
     names = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else ()
-    results = score_arrays(z, f, a, names, seed, overrides)
+    with thread_budget(threads):
+        results = score_arrays(z, f, a, names, seed, overrides)
     if as_json:
         click.echo(json.dumps(results, indent=2, sort_keys=True))
         return

@@ -44,6 +44,7 @@ class SweepRun:
     dir: str
     device: str = "auto"
     data_dir: str | None = None
+    threads: int | None = None  # --threads of the job (None: the cores the job may use)
 
     @property
     def config_key(self) -> tuple[str, str]:
@@ -51,7 +52,7 @@ class SweepRun:
 
 
 def expand(methods: list[str], datasets: list[str], seeds: int, preset: str, overrides: list[str], out: Path,
-           device: str = "auto", data_dir: Path | None = None) -> list[SweepRun]:
+           device: str = "auto", data_dir: Path | None = None, threads: int | None = None) -> list[SweepRun]:
     """Every (method, dataset, seed), validated (names, presets, overrides, data files, metrics) before anything runs.
 
     Raises:
@@ -70,7 +71,7 @@ def expand(methods: list[str], datasets: list[str], seeds: int, preset: str, ove
                 raise BenchbenchError(f"{method} on {dataset}: {exc}") from None
             for spec in p.specs:
                 runs.append(SweepRun(len(runs), method, dataset, spec.cfg.seed, preset, tuple(overrides), str(out),
-                                     str(spec.dir), device, None if data_dir is None else str(data_dir)))
+                                     str(spec.dir), device, None if data_dir is None else str(data_dir), threads))
     return runs
 
 
@@ -88,13 +89,15 @@ class RunJob(_checkpointable()):  # type: ignore[misc]
 
     def __call__(self) -> str:
         from benchbench import distributed, runner
+        from benchbench.threads import thread_budget
 
         r = self.run
         device = _join_job_ranks(r.device)
         log = runner._stderr if distributed.is_main() else (lambda msg: None)
         try:
-            (line,) = runner.run(r.method, r.dataset, [r.seed], r.preset, r.overrides, Path(r.out), device,
-                                 None if r.data_dir is None else Path(r.data_dir), progress=False, log=log)
+            with thread_budget(r.threads):
+                (line,) = runner.run(r.method, r.dataset, [r.seed], r.preset, r.overrides, Path(r.out), device,
+                                     None if r.data_dir is None else Path(r.data_dir), progress=False, log=log)
         except BenchbenchError as exc:  # a retry would not fix it: report, do not requeue
             return f"run {r.index} failed: {exc}"
         finally:

@@ -1,4 +1,9 @@
-"""DCI mode "fast" (LightGBM) against mode "exact" (sklearn GBT): the sanity cases of metrics.md §3."""
+"""DCI mode "fast" (dci_trees: sklearn's trees from histograms) against mode "exact" (sklearn GBT).
+
+The sanity cases of metrics.md §3 pin the agreement (D and C within 0.01, as
+benchmarks/bench_dci_agreement.py requires on larger codes); the tree tests check that the split
+search is exact (brute force over every threshold) and that the boosted trees are sklearn's.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,19 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from sklearn.ensemble import GradientBoostingClassifier
 
 from benchbench.errors import ConfigError
-from benchbench.metrics.dci import _tied_dims, dci
+from benchbench.metrics import dci as dci_module
+from benchbench.metrics import dci_trees
+from benchbench.metrics.dci import _run_longest_first, _tied_dims, dci
 from benchbench.metrics.settings import eval_preset
 from benchbench.metrics.utils import generate_batch_factor_code
 from benchbench.registry import metrics
 
 SIZES = (10, 10, 10, 8, 4, 15)  # Shapes3D's factor sizes
 NUM_TRAIN, NUM_TEST = 2000, 1000
-TOL = 0.02  # metrics.md §3: fast D and C within 0.02 of exact
+TOL = 0.01  # fast D and C within 0.01 of exact (issue 15; metrics.md §3 asks 0.02)
 
 # Exact D and C of the cases below (GradientBoostingClassifier, random_state 0, sklearn 1.9.1). Computing
 # them takes about 80 s on 2 cores, so they are stored; test_exact_reference (slow) recomputes them.
@@ -152,7 +160,7 @@ def test_registered_wrapper_records_fast_mode() -> None:
     entry = metrics.get("dci")
     settings = dataclasses.replace(eval_preset("smoke").dci, mode="fast")
     result = entry.obj(TableSource(ideal), settings, 0)
-    assert result.extras["mode"] == "fast" and "lightgbm_version" in result.extras
+    assert result.extras["mode"] == "fast" and "numba_version" in result.extras and "fast_learner" in result.extras
     assert 0.9 <= result.value <= 1.0
 
 
@@ -160,6 +168,85 @@ def test_unknown_mode_is_a_config_error() -> None:
     z, y, zt, yt = _small()
     with pytest.raises(ConfigError, match="unknown DCI mode"):
         dci(z, y, zt, yt, mode="approximate")
+
+
+def test_presets_quick_and_smoke_default_to_fast_paper_to_exact() -> None:
+    assert eval_preset("quick").dci.mode == "fast" and eval_preset("smoke").dci.mode == "fast"
+    assert eval_preset("paper").dci.mode == "exact"
+
+
+def _brute_force_best(x32: np.ndarray, g: np.ndarray, rows: np.ndarray) -> float:
+    """Largest S_l^2/n_l + S_r^2/n_r over every dim and every threshold between distinct values (sklearn's search)."""
+    best = -np.inf
+    for f in range(x32.shape[1]):
+        v = x32[rows, f]
+        order = np.argsort(v, kind="stable")
+        v, gs = v[order], g[rows][order]
+        csum = np.cumsum(gs)[:-1]
+        n_l = np.arange(1, len(v))
+        valid = v[1:] > v[:-1] + np.float32(1e-7)
+        if valid.any():
+            s = gs.sum()
+            gain = csum**2 / n_l + (s - csum) ** 2 / (len(v) - n_l)
+            best = max(best, float(gain[valid].max()))
+    return best
+
+
+@pytest.mark.parametrize("num_bins", [3, 16, 256])
+def test_split_search_is_exact_whatever_the_bins(num_bins: int) -> None:
+    """Every split chosen equals the brute-force best of its node (bins only decide what is rescanned)."""
+    rng = np.random.default_rng(num_bins)
+    x = np.hstack([rng.normal(size=(400, 3)), rng.integers(0, 5, size=(400, 1)), rng.normal(size=(400, 1)).round(1)])
+    g = np.where(rng.random(400) < 0.05, rng.uniform(-1, 1, 400), 0.01 * rng.normal(size=400))  # a few large
+    g[:200] += 0.3 * (x[:200, 0] > 0.5)
+    prepared = dci_trees.prepare(x, num_bins)
+    tree = dci_trees.grow_tree(prepared, g)
+    x32 = x.astype(np.float32)
+    checked = 0
+    for nid in range(7):
+        if tree["start"][nid] < 0:
+            continue
+        rows = tree["rows"][tree["start"][nid] : tree["end"][nid]]
+        if not tree["is_split"][nid]:  # a leaf only when sklearn's would be: < 2 rows, pure, or constant codes
+            assert len(rows) < 2 or np.var(g[rows]) <= 1e-15 or _brute_force_best(x32, g, rows) == -np.inf
+            continue
+        left = tree["rows"][tree["start"][2 * nid + 1] : tree["end"][2 * nid + 1]]
+        right = tree["rows"][tree["start"][2 * nid + 2] : tree["end"][2 * nid + 2]]
+        ours = g[left].sum() ** 2 / len(left) + g[right].sum() ** 2 / len(right)
+        assert ours == pytest.approx(_brute_force_best(x32, g, rows), rel=1e-12, abs=1e-12)
+        f, thr = tree["feature"][nid], tree["threshold"][nid]
+        assert (x32[left, f] <= thr).all() and (x32[right, f] > thr).all()
+        checked += 1
+    assert checked >= 5
+
+
+def test_boosted_trees_are_sklearns_on_a_small_case() -> None:
+    """Decision values of 100 rounds equal GradientBoostingClassifier's (no ties on continuous codes)."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 500)
+    x = np.hstack([y[:, None] / 3 + 0.3 * rng.normal(size=(500, 1)), rng.normal(size=(500, 3))])
+    _, raw, raw_test = dci_trees.boost(*dci_trees.prepare(x), y, 3, x[:50].astype(np.float32), 100, 0.1, 0)
+    model = GradientBoostingClassifier(random_state=0).fit(x, y)
+    ref = model.decision_function(x)
+    center = lambda a: a - a.mean(axis=1, keepdims=True)  # noqa: E731 - sklearn's link centres raw scores
+    np.testing.assert_allclose(center(raw), center(ref), atol=1e-10)
+    np.testing.assert_allclose(center(raw_test), center(ref[:50]), atol=1e-10)
+
+
+def test_exact_fits_run_longest_first(monkeypatch) -> None:
+    """The factor with the most trees per round is submitted first; results come back in factor order."""
+    started = []
+
+    def fit(k: int) -> int:
+        started.append(k)
+        return 10 * k
+
+    assert _run_longest_first(fit, [(0,), (1,), (2,), (3,)], [4, 1, 15, 10], jobs=2) == [0, 10, 20, 30]
+    assert started[:2] == [2, 3] or sorted(started[:2]) == [2, 3]
+    assert _run_longest_first(fit, [(0,), (1,)], [1, 2], jobs=1) == [0, 10]
+    monkeypatch.setattr(dci_module, "thread_count", lambda: 1)
+    z, y, zt, yt = _small()
+    assert dci(z, y, zt, yt, mode="fast")["importance"].shape == (4, 3)
 
 
 @pytest.mark.slow

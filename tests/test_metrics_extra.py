@@ -247,7 +247,8 @@ BV = {"batch_size": 16, "num_train": 300, "num_eval": 150}
 
 
 def test_betavae_batched_equals_per_point_loop(monkeypatch) -> None:
-    monkeypatch.setattr(betavae_module, "_BLOCK_ROWS", 32 * 7)  # blocks of 7 points: several represent calls
+    # 16 * batch 16 * 4 dims bytes per point: blocks of 7 points after the first one-point block
+    monkeypatch.setattr(betavae_module, "_BLOCK_BYTES", 16 * 16 * 4 * 7)
     source = TableSource(SIZES, messy)
     rs = np.random.RandomState(3)
     out = betavae_score(source, rs, **BV)
@@ -258,7 +259,7 @@ def test_betavae_batched_equals_per_point_loop(monkeypatch) -> None:
     assert out["train_accuracy"] == ref["train"] and out["eval_accuracy"] == ref["eval"]
     assert 0.3 < out["eval_accuracy"] < 1.0
     assert rs.randint(1 << 30) == ref["rs"].randint(1 << 30)  # same number of draws consumed
-    assert calls == -(-300 // 7) + -(-150 // 7)
+    assert calls == 1 + -(-299 // 7) + 1 + -(-149 // 7)
 
 
 def test_betavae_triad() -> None:

@@ -16,37 +16,41 @@ classification *accuracy* over factors (train and test), despite the name.
 
 Two modes (metrics.md §3, §11), recorded with every number:
 
-* ``exact`` (default, the reference): sklearn ``GradientBoostingClassifier`` with library defaults and
-  ``random_state`` fixed; R = its impurity importances.
-* ``fast``: LightGBM, a histogram-based booster, driven to grow the same model: 100 rounds, learning
-  rate 0.1, depth-3 trees (8 leaves), one tree per class per round (one for a binary factor), leaves of
-  one sample allowed, one thread per fit, fixed seed, ``deterministic=True``. Three choices make it
-  track ``exact`` closely (see ``_fit_factor_fast``): splits are searched on the negative gradient with
-  unit hessians, so LightGBM's split gain *is* sklearn's squared-error impurity decrease; leaf values
-  are then reset to sklearn's one-step Newton values; and the histogram has one bin per distinct training
-  value (no coarsening). R = total split gain per code dim, normalised per factor to sum 1 (all zeros
-  if no tree split), with the gain of code dims that order the training rows identically shared
-  equally among them (sklearn breaks such exact ties at random, LightGBM always to the first dim).
-  On the sanity cases of tests/test_dci_fast.py (2,000 points) and on the 10,000-point code table of
-  benchmarks/bench_metrics.py (``--dci-modes``) fast D and C are within 0.006 of exact (required: 0.02),
-  for about 1/6 of exact's CPU time at 10,000 points. Fast numbers are still an approximation: they are
-  labelled with their mode and never averaged or ranked together with exact ones.
+* ``exact`` (the reference; default of the ``paper`` preset): sklearn ``GradientBoostingClassifier``
+  with library defaults and ``random_state`` fixed; R = its impurity importances.
+* ``fast`` (default of the ``quick`` and ``smoke`` presets): the same boosting (100 rounds, learning
+  rate 0.1, depth-3 squared-error trees on the negative log-loss gradient, one tree per class per
+  round, one for a binary factor, Newton leaf values) grown by ``dci_trees``: histograms over 128
+  quantile bins per code dim give the exact gain of every bin-edge split, and only bins whose interior
+  could hold a better split (a bound on the gain says so) are rescanned row by row. The trees are
+  sklearn's best-split trees; what differs is floating-point rounding and which of exactly tied dims
+  wins (both draw a random dim order per node, from different streams; the gain of dims that order
+  the training rows identically is shared equally among them). Random tie-breaking matters: with many
+  noise dims and few rows, small nodes have many dims isolating the same rows, and always taking the
+  lowest dim concentrates their importance (C 0.024 too high on 512-d codes at 500 points). R = total impurity decrease per code dim,
+  normalised per factor to sum 1 (all zeros if no tree split), as sklearn computes it.
+  ``benchmarks/bench_dci_agreement.py`` prints the agreement with ``exact``: on the sanity cases and
+  on 10-, 64-, 192- and 512-d codes (disentangled, mixed, rotated, noise) D and C are within 0.01 and
+  informativeness within 0.01; the 10,000 x 512 DCI takes about 100 CPU s instead of about 7,300.
+  Fast numbers are still labelled with their mode and never averaged or ranked with exact ones.
+
+Exact mode runs the K per-factor fits in threads (sklearn's tree builder releases the GIL), the
+factor with the most trees per round first, so the longest fit never starts last.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import joblib
-import lightgbm
+import numba
 import numpy as np
-import scipy.special
 import scipy.stats
 import sklearn
 from sklearn.ensemble import GradientBoostingClassifier
 
 from benchbench.errors import ConfigError, MetricInputError
+from benchbench.metrics import dci_trees
 from benchbench.metrics.base import FactorSource, MetricResult
 from benchbench.metrics.settings import DCISettings
 from benchbench.metrics.utils import (
@@ -56,37 +60,16 @@ from benchbench.metrics.utils import (
     shuffle_split,
 )
 from benchbench.registry import register_metric
+from benchbench.threads import thread_count
 
 MODES = ("exact", "fast")
 
 # sklearn GradientBoostingClassifier defaults that mode "fast" reproduces.
 _ROUNDS = 100
 _LEARNING_RATE = 0.1
-_MAX_DEPTH = 3
-# LightGBM settings of mode "fast". objective "none": gradients and hessians come from _fit_factor_fast.
-# min_data_in_leaf 1, min_sum_hessian 0, no penalties: sklearn's min_samples_leaf=1 and unregularised
-# splits. min_data_in_bin 1 plus max_bin >= distinct values (set per fit): one bin per training value,
-# so the candidate thresholds are sklearn's (midpoints between consecutive values).
-_LGBM_PARAMS: dict[str, Any] = {
-    "objective": "none",
-    "boosting": "gbdt",
-    "learning_rate": _LEARNING_RATE,  # LightGBM's own leaf values are replaced, see _fit_factor_fast
-    "max_depth": _MAX_DEPTH,
-    "num_leaves": 2**_MAX_DEPTH,
-    "min_data_in_leaf": 1,
-    "min_sum_hessian_in_leaf": 0.0,
-    "min_gain_to_split": 0.0,
-    "lambda_l1": 0.0,
-    "lambda_l2": 0.0,
-    "min_data_in_bin": 1,
-    "feature_pre_filter": False,
-    "bagging_fraction": 1.0,
-    "feature_fraction": 1.0,
-    "force_row_wise": True,
-    "deterministic": True,
-    "num_threads": 1,
-    "verbose": -1,
-}
+# Histogram bins per code dim in mode "fast" (any number of bins gives the same trees up to ties;
+# 128 was the fastest on the codes of benchmarks/bench_dci_agreement.py).
+FAST_BINS = 128
 
 
 def dci_from_importance(importance: np.ndarray) -> tuple[float, float]:
@@ -142,97 +125,55 @@ def _tied_dims(codes: np.ndarray) -> list[np.ndarray]:
 
 
 def _fit_factor_fast(
-    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, seed: int
+    prepared: tuple[np.ndarray, ...], y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, ties: list,
+    seed: int,
 ) -> tuple[np.ndarray, float, float]:
-    """One factor with LightGBM, grown like sklearn's GBT: importances [D] (normalised), train and test accuracy.
+    """One factor with ``dci_trees``: importances [D] (normalised), train and test accuracy.
 
-    sklearn's ``GradientBoostingClassifier`` starts from the log class priors (binary: log odds) and per
-    round fits, for every class, a depth-3 squared-error regression tree to the negative gradient
-    ``y - p`` of the log loss, then sets each leaf to one Newton step, ``(K-1)/K * mean(y - p) /
-    mean(p (1 - p))`` (no (K-1)/K factor for binary; 0 when the hessian mean is below 1e-150), times the
-    learning rate. LightGBM's own objective would instead pick splits by the Newton gain
-    ``G_L^2/H_L + G_R^2/H_R - G^2/H``, which weights the late, near-pure rounds much more and moves
-    importance to noise dims (D and C off by 0.03-0.04 on the noisy sanity case). Here LightGBM gets the
-    gradient with unit hessians, so its gain is ``G_L^2/n_L + G_R^2/n_R - G^2/n``, exactly the squared-error
-    impurity decrease sklearn splits on and sums into its importances; after each round the leaves of
-    the new trees are reset to the Newton values above. The histogram keeps one bin per distinct value:
-    with the default 255 bins thresholds inside a bin are lost and the trees fall back on other dims in
-    small nodes (D off by 0.02-0.03 on the ideal and noisy cases at 2,000 points; 1,023 bins still 0.026
-    on the noisy case). Known difference: LightGBM splits only on a positive gain, sklearn also splits a
-    node whose best split gains exactly nothing (e.g. a perfectly balanced XOR of two binary dims).
+    Args:
+        prepared: ``dci_trees.prepare(x_train)`` (shared by the factors).
+        y_train: [N] factor values; x_test: [M, D] float32 codes; y_test: [M] factor values.
+        ties: groups of code dims that order the training rows identically (``_tied_dims``).
+        seed: seed of the per-node dim order (exact ties between dims go to the first in it).
     """
     classes, y = np.unique(y_train, return_inverse=True)
-    num_samples, num_classes = len(y), len(classes)
-    num_trees = 1 if num_classes == 2 else num_classes  # trees per round
-    prior = np.bincount(y, minlength=num_classes) / num_samples
-    if num_trees == 1:
-        target = y[:, None].astype(np.float64)
-        init = np.array([np.log(prior[1] / prior[0])])
-        newton_scale = 1.0
-    else:
-        target = np.eye(num_classes)[y]
-        init = np.log(prior)
-        newton_scale = (num_classes - 1) / num_classes
-    max_bin = max(len(np.unique(column)) for column in x_train.T) + 1
-    params = dict(
-        _LGBM_PARAMS, num_class=num_trees, max_bin=max_bin, bin_construct_sample_cnt=num_samples, seed=seed
+    importance, raw, raw_test = dci_trees.boost(
+        *prepared, y.astype(np.int64), len(classes), x_test, _ROUNDS, _LEARNING_RATE, seed
     )
-    varying = bool(np.any(x_train != x_train[:1]))
-    # LightGBM refuses data without a usable feature; with constant codes no tree can split anyway.
-    booster = lightgbm.Booster(params, lightgbm.Dataset(x_train, label=y, params=params)) if varying else None
-    raw = np.tile(init, (num_samples, 1))  # [N, trees] raw scores of the model so far
-    offset = np.zeros(num_trees)  # root-only rounds (no tree could split), not stored in the booster
-    unit_hess = np.ones(num_samples * num_trees)
-    max_leaves = int(params["num_leaves"])
-    tree_base = np.arange(num_trees) * max_leaves  # [trees]
-    num_cells = num_trees * max_leaves
-    for _ in range(_ROUNDS):
-        prob = scipy.special.expit(raw) if num_trees == 1 else scipy.special.softmax(raw, axis=1)
-        neg_grad = target - prob  # [N, trees]
-        hess = prob * (1.0 - prob)
-        grad = np.ravel(-neg_grad, order="F")  # LightGBM's layout: class-major
-
-        if booster is None or booster.update(fobj=lambda _preds, _data, g=grad: (g, unit_hess)):
-            # No tree of this round split (LightGBM dropped them); sklearn adds root-only trees.
-            num, den = neg_grad.mean(axis=0) * newton_scale, hess.mean(axis=0)
-            step = _LEARNING_RATE * np.where(np.abs(den) < 1e-150, 0.0, num / np.where(den == 0, 1.0, den))
-            offset += step
-            raw += step
-            continue
-        last = booster.current_iteration() - 1
-        leaves = booster.predict(x_train, start_iteration=last, num_iteration=1, pred_leaf=True, num_threads=1)
-        # cell = (tree k, leaf j) as k * max_leaves + j; every leaf holds at least one training row
-        cell = np.asarray(leaves, dtype=np.int64).reshape(num_samples, num_trees) + tree_base
-        count = np.bincount(cell.ravel(), minlength=num_cells)
-        num = np.bincount(cell.ravel(), neg_grad.ravel(), num_cells) * newton_scale
-        den = np.bincount(cell.ravel(), hess.ravel(), num_cells)
-        mean_den = den / np.maximum(count, 1)
-        value = _LEARNING_RATE * np.where(mean_den < 1e-150, 0.0, num / np.where(den == 0, 1.0, den))
-        for c in np.flatnonzero(count):
-            booster.set_leaf_output(last * num_trees + c // max_leaves, c % max_leaves, float(value[c]))
-        raw += value[cell]
-
-    if booster is None:
-        importance = np.zeros(x_train.shape[1])
-    else:
-        importance = booster.feature_importance(importance_type="gain").astype(np.float64)
-    for group in _tied_dims(x_train):
+    for group in ties:
         importance[group] = importance[group].mean()
     total = importance.sum()
     importance = importance / total if total > 0 else np.zeros_like(importance)
 
     def predict(raw_scores: np.ndarray) -> np.ndarray:
-        index = (raw_scores[:, 0] > 0).astype(np.int64) if num_trees == 1 else np.argmax(raw_scores, axis=1)
+        index = (raw_scores[:, 0] > 0).astype(np.int64) if raw_scores.shape[1] == 1 else np.argmax(raw_scores, 1)
         return classes[index]
 
-    if booster is not None and booster.current_iteration() > 0:
-        raw_test = np.asarray(booster.predict(x_test, raw_score=True, num_threads=1)).reshape(len(x_test), -1)
-    else:
-        raw_test = np.zeros((len(x_test), num_trees))
-    raw_test = raw_test + init + offset
     train_acc = float(np.mean(predict(raw) == y_train))
     test_acc = float(np.mean(predict(raw_test) == y_test))
     return importance, train_acc, test_acc
+
+
+def _trees_per_round(y: np.ndarray) -> int:
+    """Trees sklearn grows per boosting round for one factor: 1 for two classes, else the class count."""
+    n = len(np.unique(y))
+    return 1 if n == 2 else n
+
+
+def _run_longest_first(fit, args: list[tuple], costs: list[int], jobs: int) -> list:
+    """``[fit(*a) for a in args]`` on ``jobs`` threads, the costliest first (results in the given order).
+
+    joblib hands tasks to idle workers in submission order, so submitting by descending cost is the
+    longest-processing-time-first schedule: the longest fit never starts last.
+    """
+    if jobs <= 1:
+        return [fit(*a) for a in args]
+    order = sorted(range(len(args)), key=lambda i: -costs[i])
+    done = joblib.Parallel(n_jobs=jobs, prefer="threads")(joblib.delayed(fit)(*args[i]) for i in order)
+    out: list = [None] * len(args)
+    for i, res in zip(order, done):
+        out[i] = res
+    return out
 
 
 def dci(
@@ -251,12 +192,13 @@ def dci(
         factors_train: [N, K] integer factors, K >= 2, each with at least two values.
         codes_test: [M, D] held-out codes.
         factors_test: [M, K] held-out factors.
-        mode: "exact" (sklearn GradientBoostingClassifier, the reference) or "fast" (LightGBM grown
-            to track it; an approximation, never mixed with exact numbers; see the module docstring).
-        random_state: ``random_state`` of every classifier (the reference leaves it unset); LightGBM's
-            ``seed`` in mode "fast".
-        n_jobs: parallel fits (joblib threads); None = min(K, cpu count), 1 = serial. Results do not
-            depend on it.
+        mode: "exact" (sklearn GradientBoostingClassifier, the reference) or "fast" (the same trees
+            from histograms, ties broken differently; never mixed with exact numbers; see the module
+            docstring).
+        random_state: ``random_state`` of every classifier (the reference leaves it unset); in mode
+            "fast" the seed of the per-node dim order that breaks exact ties.
+        n_jobs: parallel fits (threads, most trees first); None = min(K, ``threads.thread_count()``),
+            1 = serial. Results do not depend on it.
     Returns:
         dict with disentanglement, completeness, informativeness_train, informativeness_test
         (mean accuracies) and importance [D, K].
@@ -276,13 +218,17 @@ def dci(
             f"DCI: train is [N, {num_codes}] x [N, {num_factors}] but test is "
             f"{list(x_test.shape)} x {list(y_test.shape)}"
         )
-    jobs = min(num_factors, os.cpu_count() or 1) if n_jobs is None else n_jobs
-    fit = _fit_factor if mode == "exact" else _fit_factor_fast
-    args = [(x_train, y_train[:, k], x_test, y_test[:, k], random_state) for k in range(num_factors)]
-    if jobs == 1:
-        fits = [fit(*a) for a in args]
-    else:  # threads: sklearn's tree builder and LightGBM release the GIL, and threads cost no start-up
-        fits = joblib.Parallel(n_jobs=jobs, prefer="threads")(joblib.delayed(fit)(*a) for a in args)
+    jobs = min(num_factors, thread_count()) if n_jobs is None else n_jobs
+    costs = [_trees_per_round(y_train[:, k]) for k in range(num_factors)]
+    if mode == "exact":
+        args = [(x_train, y_train[:, k], x_test, y_test[:, k], random_state) for k in range(num_factors)]
+        fits = _run_longest_first(_fit_factor, args, costs, jobs)
+    else:  # sklearn's trees see float32 codes; so do these
+        prepared = dci_trees.prepare(x_train, FAST_BINS)
+        ties = _tied_dims(prepared[0].T)
+        x_test32 = np.ascontiguousarray(x_test, dtype=np.float32)
+        args = [(prepared, y_train[:, k], x_test32, y_test[:, k], ties, random_state) for k in range(num_factors)]
+        fits = _run_longest_first(_fit_factor_fast, args, costs, jobs)
     importance = np.stack([f[0] for f in fits], axis=1)  # [D, K]
     disentanglement, completeness = dci_from_importance(importance)
     return {
@@ -300,7 +246,7 @@ def _result(out: dict[str, Any], settings: DCISettings) -> MetricResult:
     }
     extras.update(mode=settings.mode, random_state=settings.random_state, sklearn_version=sklearn.__version__)
     if settings.mode == "fast":
-        extras["lightgbm_version"] = lightgbm.__version__
+        extras.update(fast_learner=f"dci_trees (exact splits, {FAST_BINS} bins)", numba_version=numba.__version__)
     return MetricResult(out["disentanglement"], extras)
 
 
@@ -322,7 +268,7 @@ def dci_metric(source: FactorSource, settings: DCISettings, seed: int) -> Metric
 
     Returns:
         value = disentanglement; extras: completeness, informativeness_train, informativeness_test,
-        mode, random_state, sklearn_version (plus lightgbm_version in mode "fast").
+        mode, random_state, sklearn_version (plus fast_learner and numba_version in mode "fast").
     """
     _check_mode(settings.mode)  # before the draws
     rs = as_random_state(seed)

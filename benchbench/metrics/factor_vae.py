@@ -30,8 +30,10 @@ from benchbench.metrics.settings import FactorVAESettings
 from benchbench.metrics.utils import as_random_state, represent_codes
 from benchbench.registry import register_metric
 
-# Code values (rows x dims) encoded per ``represent`` call while voting; bounds memory, not results.
-_VOTE_BLOCK_VALUES = 1 << 22
+# Bytes of float64 codes encoded per ``represent`` call while voting: votes per block = this over
+# (batch_size * D * 8), so a block and its temporaries stay in cache at any code size (512-d codes
+# included). Bounds memory and time, not results: the draws do not depend on it.
+_VOTE_BLOCK_BYTES = 1 << 21
 
 
 def majority_classifier(votes: np.ndarray) -> np.ndarray:
@@ -72,7 +74,7 @@ def _votes(
     """Vote matrix [K, D]; column = position of the winning dim within the active dims (reference)."""
     num_factors, dim = len(source.factor_sizes), len(global_var)
     votes = np.zeros((num_factors, dim), dtype=np.int64)
-    block = max(1, _VOTE_BLOCK_VALUES // (batch_size * dim))
+    block = max(1, _VOTE_BLOCK_BYTES // (8 * batch_size * dim))
     for start in range(0, num_votes, block):
         held, factors = _draw_votes(source, rs, min(block, num_votes - start), batch_size)
         codes = represent_codes(source, factors).reshape(len(held), batch_size, dim)

@@ -23,7 +23,6 @@ default ``dual`` changed over versions (True before 1.5), which changes S: the v
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import joblib
@@ -36,6 +35,7 @@ from benchbench.metrics.base import FactorSource, MetricResult
 from benchbench.metrics.settings import SAPSettings
 from benchbench.metrics.utils import as_random_state, check_codes_factors, generate_batch_factor_code, shuffle_split
 from benchbench.registry import register_metric
+from benchbench.threads import thread_count
 
 # Below this variance a code dim counts as constant in the continuous score (the reference's cut-off).
 _MIN_CODE_VARIANCE = 1e-12
@@ -103,14 +103,15 @@ def discrete_score_matrix(
     Args:
         codes_train: [N, D] codes; factors_train: [N, K] integer factors (each with >= 2 classes).
         codes_test: [M, D] codes; factors_test: [M, K] integer factors.
-        n_jobs: parallel fits (joblib threads); None = cpu count, 1 = serial. Results do not depend on it.
+        n_jobs: parallel fits (joblib threads); None = ``threads.thread_count()``, 1 = serial. Results do
+            not depend on it.
     Returns:
         [D, K] float64 accuracies.
     """
     num_codes, num_factors = codes_train.shape[1], factors_train.shape[1]
     pairs = [(i, k) for i in range(num_codes) for k in range(num_factors)]
     args = [(codes_train[:, i], factors_train[:, k], codes_test[:, i], factors_test[:, k]) for i, k in pairs]
-    jobs = (os.cpu_count() or 1) if n_jobs is None else n_jobs
+    jobs = thread_count() if n_jobs is None else n_jobs
     if jobs == 1:
         accs = [_svm_accuracy(*a) for a in args]
     else:
@@ -149,7 +150,7 @@ def sap(
         codes_test: [M, D] held-out codes (used by the discrete score only, as in the reference).
         factors_test: [M, K] held-out factors.
         continuous_factors: score by squared correlation on the train part instead of SVM accuracy.
-        n_jobs: parallel SVM fits (threads); None = cpu count. Results do not depend on it.
+        n_jobs: parallel SVM fits (threads); None = ``threads.thread_count()``. Results do not depend on it.
     Returns:
         (score, score_matrix [D, K]); score in [0, 1].
     Raises:

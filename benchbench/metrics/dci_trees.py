@@ -1,0 +1,487 @@
+"""Gradient-boosted trees for DCI mode "fast": sklearn's exact best-split trees, found through histograms.
+
+sklearn's ``GradientBoostingClassifier`` (the reference learner of DCI, metrics.md §3) fits per round
+and class a depth-3 squared-error regression tree to the negative log-loss gradient, searching every
+threshold between consecutive distinct training values (float32, ties within ``FEATURE_THRESHOLD`` =
+1e-7), and then sets each leaf to one Newton step. Its cost grows with ``N log N * D`` per node, which
+is what makes DCI take hours on 512-d codes.
+
+This module grows the *same* trees for a fraction of that: every code dim is sorted once and cut into
+at most 256 quantile bins whose edges lie between distinct values, and per node a histogram (sum of
+gradients, sum of their positive parts, count per bin) gives the exact gain of every split at a bin
+edge. A split inside a bin can only win if an upper bound on its gain beats the best gain found so
+far: with ``S_l`` bounded by the bin's positive and negative gradient mass and ``n_l`` by the bin's
+count, the proxy ``S_l^2 / n_l + (S - S_l)^2 / (n - n_l)`` (sklearn's ``proxy_impurity_improvement``)
+is at most ``max over S_l of S_l^2 / n_l,min + (S - S_l)^2 / (n - n_l,max)``. Only such bins are
+rescanned, row by row in sorted order, so the chosen split is sklearn's best split up to floating-point
+rounding and tie-breaking (sklearn draws the feature order at random; here the lowest dim, then the
+lowest threshold wins; ``dci.py`` shares the gain of dims that order the rows identically). The only
+other known difference: sklearn compares consecutive values *within a node* against the 1e-7
+threshold, here values closer than that to a neighbour anywhere in the training set are never split
+apart (float32 codes almost never are).
+
+Tree layout: heap order (node i has children 2i+1 and 2i+2), depth 3, so at most 15 nodes; ``is_split``
+marks internal nodes, rows go left when ``x[feature] <= threshold`` (threshold = midpoint of the two
+float32 values, in float64, as sklearn stores it).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+NUM_BINS = 256  # histogram bins per code dim (bins stored as uint8)
+MAX_DEPTH = 3  # GradientBoostingClassifier's default max_depth
+_NODES = 2 ** (MAX_DEPTH + 1) - 1  # 15 heap slots
+_INTERNAL = 2**MAX_DEPTH - 1  # 7 nodes that may split
+_FEATURE_THRESHOLD = np.float32(1e-7)  # sklearn/tree/_partitioner.pxd
+_EPSILON = float(np.finfo(np.float64).eps)  # sklearn/tree/_tree.pyx: impurity <= EPSILON is a leaf
+_REL_SLACK = 1e-9  # a bin is rescanned when its bound is within this (relative) of the best gain
+
+
+def prepare(x_train: np.ndarray, num_bins: int = NUM_BINS) -> tuple[np.ndarray, ...]:
+    """Sort and bin the training codes once (shared by all factors).
+
+    Args:
+        x_train: [N, D] codes (cast to float32, as sklearn's trees do).
+        num_bins: bins per dim, 2..256.
+    Returns:
+        xcol [D, N] float32, order [D, N] int32 (argsort per dim), xs [D, N] float32 (sorted values),
+        bins [D, N] uint8 (bin of each row), bin_start [D, num_bins + 1] int32 (first sorted position
+        of each bin; unused bins start at N), nbins [D] int32.
+    """
+    if not 2 <= num_bins <= 256:
+        raise ValueError(f"num_bins must be in 2..256, got {num_bins}")
+    xcol = np.ascontiguousarray(np.asarray(x_train, dtype=np.float32).T)
+    order = np.argsort(xcol, axis=1, kind="stable").astype(np.int32)
+    xs = np.ascontiguousarray(np.take_along_axis(xcol, order, axis=1))
+    bins, bin_start, nbins = _make_bins(xs, order, num_bins)
+    return xcol, order, xs, bins, bin_start, nbins
+
+
+@numba.njit(cache=True, nogil=True)
+def _make_bins(xs, order, num_bins):  # pragma: no cover - compiled
+    """Quantile bins per dim with edges only between values more than FEATURE_THRESHOLD apart."""
+    num_dims, n = xs.shape
+    bins = np.zeros((num_dims, n), np.uint8)
+    bin_start = np.full((num_dims, num_bins + 1), n, np.int32)
+    nbins = np.ones(num_dims, np.int32)
+    for f in range(num_dims):
+        b = 0
+        bin_start[f, 0] = 0
+        next_cut = n / num_bins
+        for p in range(n):
+            if p > 0 and p >= next_cut and b < num_bins - 1 and xs[f, p] > xs[f, p - 1] + _FEATURE_THRESHOLD:
+                b += 1
+                bin_start[f, b] = p
+                next_cut = p + (n - p) / (num_bins - b)
+            bins[f, order[f, p]] = b
+        nbins[f] = b + 1
+    return bins, bin_start, nbins
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _proxy(sl, nl, s, n, recip):  # pragma: no cover - compiled
+    """sklearn's proxy_impurity_improvement S_l^2 / n_l + S_r^2 / n_r (recip[k] = 1 / k)."""
+    sr = s - sl
+    return sl * sl * recip[nl] + sr * sr * recip[n - nl]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _interior_bound(sl, nl, sb, pb, qb, c, s, n):  # pragma: no cover - compiled
+    """Upper bound of the proxy of any split strictly inside one bin of a node.
+
+    Args: left prefix (gradient sum sl, count nl) before the bin; the bin's gradient sum sb, positive
+    part pb, sum of squares qb and count c >= 2; the node's sum s and count n.
+
+    The proxy equals ``S^2 / n + n d^2 / (n_l n_r)`` with ``d = S_l - n_l mu`` (mu = s / n). Moving the
+    bin's first m rows left (1 <= m <= c - 1) adds ``delta = sum_{i<=m} (g_i - mu)`` to
+    ``d0 = sl - nl mu``; delta is bounded by the bin's positive and negative gradient mass and, by
+    Cauchy-Schwarz, by ``sqrt((c - 1) sum (g_i - mu)^2)``; ``n_l n_r`` (concave in n_l) is smallest at
+    an end of its range.
+    """
+    mu = s / n
+    d0 = sl - nl * mu
+    neg = sb - pb
+    if mu >= 0.0:
+        hi = pb - mu
+        lo = neg - (c - 1) * mu
+    else:
+        hi = pb - (c - 1) * mu
+        lo = neg - mu
+    spread = qb - 2.0 * mu * sb + c * mu * mu
+    r = np.sqrt((c - 1) * (max(spread, 0.0) + 1e-12 * (qb + c * mu * mu)))
+    hi = min(hi, r)
+    lo = max(lo, -r)
+    dev = max(abs(d0 + lo), abs(d0 + hi))
+    a = (nl + 1) * (n - nl - 1)
+    z = (nl + c - 1) * (n - nl - c + 1)
+    return s * s / n + n * dev * dev / min(a, z)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _cut(best):  # pragma: no cover - compiled
+    """Bounds at or above this may hide a better (or tied) split: best minus a relative slack for rounding."""
+    return best - _REL_SLACK * abs(best) if best > -np.inf else -np.inf
+
+
+@numba.njit(cache=True, nogil=True)
+def _build_hist(hsum, hsq, hpack, slot, rows, lo, hi, bins, g, pos_scale, count_unit):  # pragma: no cover - compiled
+    """Histograms of rows[lo:hi] per (dim, bin): hsum = sum of g, hsq = sum of g^2,
+    hpack = count * count_unit + ceil(g+ * pos_scale).
+
+    Packing the count and the (rounded-up) positive gradient mass into one int64 keeps two
+    accumulators per row and dim; both unpack exactly (the positive mass is only used in bounds).
+    """
+    num_dims = bins.shape[0]
+    hsum[slot] = 0.0
+    hsq[slot] = 0.0
+    hpack[slot] = 0
+    m = hi - lo
+    gn = np.empty(m)
+    g2 = np.empty(m)
+    gp = np.empty(m, np.int64)
+    idx = np.empty(m, np.int64)
+    for i in range(m):
+        r = rows[lo + i]
+        idx[i] = r
+        gn[i] = g[r]
+        g2[i] = g[r] * g[r]
+        gp[i] = count_unit + np.int64(np.ceil(max(g[r], 0.0) * pos_scale))
+    for f in range(num_dims):
+        hs = hsum[slot, f]
+        hq = hsq[slot, f]
+        hp = hpack[slot, f]
+        bf = bins[f]
+        for i in range(m):
+            b = bf[idx[i]]
+            hs[b] += gn[i]
+            hq[b] += g2[i]
+            hp[b] += gp[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _subtract(hsum, hsq, hpack, out, parent, child):  # pragma: no cover - compiled
+    """Sibling histograms: hist[out] = hist[parent] - hist[child]."""
+    a, p, c = hsum[out].ravel(), hsum[parent].ravel(), hsum[child].ravel()
+    for i in range(a.shape[0]):
+        a[i] = p[i] - c[i]
+    a, p, c = hsq[out].ravel(), hsq[parent].ravel(), hsq[child].ravel()
+    for i in range(a.shape[0]):
+        a[i] = p[i] - c[i]
+    ai, pi, ci = hpack[out].ravel(), hpack[parent].ravel(), hpack[child].ravel()
+    for i in range(ai.shape[0]):
+        ai[i] = pi[i] - ci[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_split(hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale,
+                count_unit, perm, rank):  # pragma: no cover - compiled
+    """Best split of node ``nid`` (n rows, gradient sum s): (proxy gain, dim, kind, bin or threshold).
+
+    dim is -1 if no split is valid. kind 0: split at the upper edge of bin ``b`` (returned as float);
+    kind 1: inside a bin at ``threshold``. Ties go to the dim visited first in the node's random order
+    ``perm`` (``rank`` = position in it), then to the lowest threshold, as in sklearn's splitter.
+    """
+    num_dims, num_rows = xs.shape
+    mask = count_unit - 1
+    best = -np.inf
+    best_f = -1
+    best_kind = 0
+    best_val = 0.0
+    best_key = np.int64(-1)
+    # pass 1: every bin edge (exact gains from the histogram) and, per dim, the largest interior bound
+    dim_bound = np.full(num_dims, -np.inf)
+    for f in perm:
+        hs = hsum[nid, f]
+        hq = hsq[nid, f]
+        hp = hpack[nid, f]
+        sl = 0.0
+        nl = 0
+        top = -np.inf
+        for b in range(nbins[f]):
+            c = hp[b] // count_unit
+            if c == 0:
+                continue
+            if c >= 2:
+                top = max(top, _interior_bound(sl, nl, hs[b], (hp[b] & mask) / pos_scale, hq[b], c, s, n))
+            sl += hs[b]
+            nl += c
+            if nl < n:
+                gain = _proxy(sl, nl, s, n, recip)
+                if gain > best:
+                    best = gain
+                    best_f = f
+                    best_kind = 0
+                    best_val = b
+                    best_key = rank[f] * (num_rows + 1) + bin_start[f, b + 1]
+        dim_bound[f] = top
+    # pass 2: rescan the bins whose interior might hold a better (or tied, earlier) split, most
+    # promising dims first so that the best gain rises early and prunes the rest
+    for f in np.argsort(-dim_bound):
+        if dim_bound[f] < _cut(best):
+            break
+        hs = hsum[nid, f]
+        hq = hsq[nid, f]
+        hp = hpack[nid, f]
+        sl = 0.0
+        nl = 0
+        for b in range(nbins[f]):
+            c = hp[b] // count_unit
+            if c == 0:
+                continue
+            if c >= 2 and _interior_bound(
+                sl, nl, hs[b], (hp[b] & mask) / pos_scale, hq[b], c, s, n
+            ) >= _cut(best):
+                acc = 0.0
+                m = 0
+                prev = np.float32(0.0)
+                for p in range(bin_start[f, b], bin_start[f, b + 1]):
+                    r = order[f, p]
+                    if node_of[r] != nid:
+                        continue
+                    v = xs[f, p]
+                    if m > 0 and v > prev + _FEATURE_THRESHOLD:
+                        gain = _proxy(sl + acc, nl + m, s, n, recip)
+                        key = rank[f] * (num_rows + 1) + p
+                        if gain > best or (gain == best and key < best_key):
+                            best = gain
+                            best_f = f
+                            best_kind = 1
+                            best_val = np.float64(prev) / 2.0 + np.float64(v) / 2.0
+                            best_key = key
+                    acc += g[r]
+                    m += 1
+                    prev = v
+            sl += hs[b]
+            nl += c
+    return best, best_f, best_kind, best_val
+
+
+@numba.njit(cache=True, nogil=True)
+def _shuffle(perm, rank, state):  # pragma: no cover - compiled
+    """Fisher-Yates shuffle of perm (splitmix64 stream in state[0]); rank[perm[i]] = i."""
+    for i in range(perm.shape[0] - 1, 0, -1):
+        state[0] += np.uint64(0x9E3779B97F4A7C15)
+        z = state[0]
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+        j = np.int64(z % np.uint64(i + 1))
+        perm[i], perm[j] = perm[j], perm[i]
+    for i in range(perm.shape[0]):
+        rank[perm[i]] = i
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, recip, pos_scale, count_unit, rows, tmp,
+               node_of, start, end, feature, threshold, is_split, importance, perm, rank, state):  # pragma: no cover
+    """One depth-3 squared-error tree on targets g [N]; fills the node arrays and adds to importance."""
+    num_rows = g.shape[0]
+    for i in range(num_rows):
+        rows[i] = i
+        node_of[i] = 0
+    is_split[:] = False
+    start[:] = -1
+    end[:] = -1
+    start[0] = 0
+    end[0] = num_rows
+    _build_hist(hsum, hsq, hpack, 0, rows, 0, num_rows, bins, g, pos_scale, count_unit)
+    for nid in range(_INTERNAL):
+        lo, hi = start[nid], end[nid]
+        if lo < 0:
+            continue
+        n = hi - lo
+        if n < 2:
+            continue
+        s = 0.0
+        sq = 0.0
+        for i in range(lo, hi):
+            v = g[rows[i]]
+            s += v
+            sq += v * v
+        if sq / n - (s / n) ** 2 <= _EPSILON:
+            continue
+        _shuffle(perm, rank, state)  # sklearn visits the dims of every node in a fresh random order
+        best, f, kind, val = _best_split(
+            hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale, count_unit,
+            perm, rank,
+        )
+        if f < 0:
+            continue
+        if kind == 0:  # bin edge: threshold between the node's largest value left and smallest right
+            b = int(val)
+            left_max = -np.inf
+            right_min = np.inf
+            for i in range(lo, hi):
+                r = rows[i]
+                v = np.float64(xcol[f, r])
+                if bins[f, r] <= b:
+                    left_max = max(left_max, v)
+                else:
+                    right_min = min(right_min, v)
+            thr = left_max / 2.0 + right_min / 2.0
+        else:
+            thr = val
+        importance[f] += best - s * s / n
+        is_split[nid] = True
+        feature[nid] = f
+        threshold[nid] = thr
+        left, right = 2 * nid + 1, 2 * nid + 2
+        k = lo
+        j = 0
+        for i in range(lo, hi):
+            r = rows[i]
+            if np.float64(xcol[f, r]) <= thr:
+                rows[k] = r
+                node_of[r] = left
+                k += 1
+            else:
+                tmp[j] = r
+                node_of[r] = right
+                j += 1
+        for i in range(j):
+            rows[k + i] = tmp[i]
+        start[left], end[left], start[right], end[right] = lo, k, k, hi
+        if left < _INTERNAL:  # children may split: histogram of the smaller, the larger by subtraction
+            small, large = (left, right) if k - lo <= hi - k else (right, left)
+            _build_hist(hsum, hsq, hpack, small, rows, start[small], end[small], bins, g, pos_scale, count_unit)
+            _subtract(hsum, hsq, hpack, large, nid, small)
+
+
+@numba.njit(cache=True, nogil=True)
+def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, rounds, learning_rate, seed):  # pragma: no cover
+    """sklearn's GradientBoostingClassifier (log loss, defaults) on prepared codes.
+
+    Args:
+        xcol, order, xs, bins, bin_start, nbins: from ``prepare`` ([D, N] arrays).
+        y: [N] class indices 0..num_classes-1 (every class present).
+        num_classes: K >= 2 (one tree per round if K == 2, else K).
+        x_test: [M, D] float32 codes to score.
+        rounds, learning_rate: boosting rounds and shrinkage (100, 0.1 in sklearn).
+        seed: seed of the dim order drawn per node (breaks exact ties between dims, as sklearn's
+            ``random_state`` does; not sklearn's stream, so tied dims are not the same ones).
+    Returns:
+        importance [D] (total impurity decrease per dim, unnormalised), raw [N, T] and raw_test [M, T]
+        decision values (T = 1 for K == 2, else K).
+    """
+    num_dims, num_rows = xcol.shape
+    num_test = x_test.shape[0]
+    trees = 1 if num_classes == 2 else num_classes
+    counts = np.zeros(num_classes)
+    for r in range(num_rows):
+        counts[y[r]] += 1.0
+    init = np.empty(trees)
+    if trees == 1:
+        init[0] = np.log(counts[1] / counts[0])
+        scale = 1.0
+    else:
+        for k in range(trees):
+            init[k] = np.log(counts[k] / num_rows)
+        scale = (num_classes - 1) / num_classes
+    raw = np.empty((num_rows, trees))
+    raw_test = np.empty((num_test, trees))
+    for k in range(trees):
+        raw[:, k] = init[k]
+        raw_test[:, k] = init[k]
+    importance = np.zeros(num_dims)
+    num_bins = bin_start.shape[1] - 1
+    hsum = np.zeros((_INTERNAL, num_dims, num_bins))
+    hsq = np.zeros((_INTERNAL, num_dims, num_bins))
+    hpack = np.zeros((_INTERNAL, num_dims, num_bins), np.int64)
+    recip = np.empty(num_rows + 2)
+    recip[0] = np.inf
+    for i in range(1, num_rows + 2):
+        recip[i] = 1.0 / i
+    count_bits = 1
+    while (1 << count_bits) <= num_rows:
+        count_bits += 1
+    count_unit = np.int64(1) << (63 - count_bits)  # counts in the top bits ...
+    pos_scale = float(np.int64(1) << (63 - 2 * count_bits))  # ... positive mass (|g| <= 1) below them
+    rows = np.empty(num_rows, np.int64)
+    tmp = np.empty(num_rows, np.int64)
+    node_of = np.empty(num_rows, np.int8)
+    start = np.empty(_NODES, np.int64)
+    end = np.empty(_NODES, np.int64)
+    feature = np.zeros(_NODES, np.int64)
+    threshold = np.zeros(_NODES)
+    is_split = np.zeros(_NODES, np.bool_)
+    value = np.zeros(_NODES)
+    neg = np.empty((num_rows, trees))
+    hess = np.empty((num_rows, trees))
+    g = np.empty(num_rows)
+    prob = np.empty(trees)
+    perm = np.arange(num_dims)
+    rank = np.empty(num_dims, np.int64)
+    state = np.array([np.uint64(seed)], np.uint64)
+    for _ in range(rounds):
+        for r in range(num_rows):  # gradients at the start of the round, shared by its trees
+            if trees == 1:
+                p = 1.0 / (1.0 + np.exp(-raw[r, 0]))
+                neg[r, 0] = (1.0 if y[r] == 1 else 0.0) - p
+                hess[r, 0] = p * (1.0 - p)
+            else:
+                top = raw[r, 0]
+                for k in range(1, trees):
+                    top = max(top, raw[r, k])
+                tot = 0.0
+                for k in range(trees):
+                    prob[k] = np.exp(raw[r, k] - top)
+                    tot += prob[k]
+                for k in range(trees):
+                    p = prob[k] / tot
+                    neg[r, k] = (1.0 if y[r] == k else 0.0) - p
+                    hess[r, k] = p * (1.0 - p)
+        for k in range(trees):
+            for r in range(num_rows):
+                g[r] = neg[r, k]
+            _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, recip, pos_scale, count_unit, rows,
+                       tmp, node_of, start, end, feature, threshold, is_split, importance, perm, rank, state)
+            for nid in range(_NODES):  # Newton step per leaf (sklearn's _update_terminal_regions)
+                lo, hi = start[nid], end[nid]
+                if lo < 0 or is_split[nid]:
+                    continue
+                num = 0.0
+                den = 0.0
+                for i in range(lo, hi):
+                    num += neg[rows[i], k]
+                    den += hess[rows[i], k]
+                num = num / (hi - lo) * scale
+                den = den / (hi - lo)
+                value[nid] = 0.0 if abs(den) < 1e-150 else learning_rate * num / den
+                for i in range(lo, hi):
+                    raw[rows[i], k] += value[nid]
+            for j in range(num_test):
+                nid = 0
+                while is_split[nid]:
+                    nid = 2 * nid + 1 if np.float64(x_test[j, feature[nid]]) <= threshold[nid] else 2 * nid + 2
+                raw_test[j, k] += value[nid]
+    return importance, raw, raw_test
+
+
+def grow_tree(prepared: tuple[np.ndarray, ...], g: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """One tree on targets g [N] (for inspection and tests): the heap arrays and the rows of every node.
+
+    Returns:
+        dict with is_split, feature, threshold [15]; start, end [15] (-1 for nodes not reached);
+        rows [N] (node i holds rows[start[i]:end[i]]); importance [D] (impurity decrease per dim).
+    """
+    xcol, order, xs, bins, bin_start, nbins = prepared
+    num_dims, num_rows = xcol.shape
+    num_bins = bin_start.shape[1] - 1
+    count_bits = int(num_rows).bit_length()
+    out = {
+        "rows": np.empty(num_rows, np.int64), "start": np.empty(_NODES, np.int64), "end": np.empty(_NODES, np.int64),
+        "feature": np.zeros(_NODES, np.int64), "threshold": np.zeros(_NODES), "is_split": np.zeros(_NODES, np.bool_),
+        "importance": np.zeros(num_dims),
+    }
+    recip = np.r_[np.inf, 1.0 / np.arange(1, num_rows + 2)]
+    _grow_tree(
+        np.ascontiguousarray(g, dtype=np.float64), xcol, order, xs, bins, bin_start, nbins,
+        np.zeros((_INTERNAL, num_dims, num_bins)), np.zeros((_INTERNAL, num_dims, num_bins)),
+        np.zeros((_INTERNAL, num_dims, num_bins), np.int64), recip, float(2 ** (63 - 2 * count_bits)),
+        np.int64(1) << np.int64(63 - count_bits), out["rows"], np.empty(num_rows, np.int64),
+        np.empty(num_rows, np.int8), out["start"], out["end"], out["feature"], out["threshold"], out["is_split"],
+        out["importance"], np.arange(num_dims), np.empty(num_dims, np.int64), np.array([seed], np.uint64),
+    )
+    return out
