@@ -163,7 +163,7 @@ def timed(fn, *args, **kwargs):
 
 
 def bench_dci_modes(source: CodeTable, seed: int, num_train: int) -> None:
-    """DCI mode "fast" (LightGBM) vs "exact" (sklearn GBT) on one draw: seconds, D, C, I_test and the gaps.
+    """DCI mode "fast" (dci_trees) vs "exact" (sklearn GBT) on one draw: seconds, D, C, I_test and the gaps.
 
     Both modes run as ``dci`` does by default (threads over factors). CPU seconds (all threads, this
     process) are the fairer comparison on a shared machine; wall seconds are printed beside them.

@@ -27,8 +27,9 @@ Two modes (metrics.md §3, §11), recorded with every number:
   wins (both draw a random dim order per node, from different streams; the gain of dims that order
   the training rows identically is shared equally among them). Random tie-breaking matters: with many
   noise dims and few rows, small nodes have many dims isolating the same rows, and always taking the
-  lowest dim concentrates their importance (C 0.024 too high on 512-d codes at 500 points). R = total impurity decrease per code dim,
-  normalised per factor to sum 1 (all zeros if no tree split), as sklearn computes it.
+  lowest dim concentrates their importance (C 0.024 too high on 512-d codes at 500 points). R = total
+  impurity decrease per code dim, normalised per factor to sum 1 (all zeros if no tree split), as
+  sklearn computes it.
   ``benchmarks/bench_dci_agreement.py`` prints the agreement with ``exact``: on the sanity cases and
   on 10-, 64-, 192- and 512-d codes (disentangled, mixed, rotated, noise) D and C are within 0.01 and
   informativeness within 0.01; the 10,000 x 512 DCI takes about 100 CPU s instead of about 7,300.

@@ -350,7 +350,8 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
 
 
 @numba.njit(cache=True, nogil=True)
-def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, rounds, learning_rate, seed):  # pragma: no cover
+def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, rounds, learning_rate,
+          seed):  # pragma: no cover - compiled
     """sklearn's GradientBoostingClassifier (log loss, defaults) on prepared codes.
 
     Args:
