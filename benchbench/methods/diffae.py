@@ -40,9 +40,10 @@ from benchbench.nets.unet import SemanticEncoder, SemanticEncoderConfig, UNet, U
 from benchbench.registry import register_method
 
 # Diff-AE CelebA-64 (templates.py: ffhq64_autoenc; methods.md §4): UNet base 64, (1, 2, 4, 8), 2 blocks, attention at
-# 16, embed 512, dropout 0.1, res-block up/down; encoder (1, 2, 4, 8, 8), attention at 16, 2 blocks, the UNet's dropout.
+# 16, embed 512, dropout 0.1, res-block up/down; encoder (1, 2, 4, 8, 8), attention at 16, 2 blocks, unconditioned
+# single-conv blocks (no dropout: ``BeatGANsEncoderModel``, use_time_condition=False), 19,320,512 parameters.
 PAPER_UNET = UNetConfig(time_embed_dim=512, cond_dim=512, cond_mode="scale")
-PAPER_ENCODER = SemanticEncoderConfig(out_dim=512, dropout=0.1)
+PAPER_ENCODER = SemanticEncoderConfig(out_dim=512)
 
 
 @dataclass(frozen=True)

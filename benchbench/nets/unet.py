@@ -116,6 +116,9 @@ class ResBlock(nn.Module):
 
     x -> GN, SiLU, [resample], conv3x3 -> modulate (module doc) -> SiLU, dropout, zero conv3x3 -> + skip(x),
     where skip is the identity, or a 1x1 conv when the channel count changes (after the same resampling).
+    With ``single_conv`` the block stops after the first conv: skip(x) + conv3x3([resample](SiLU(GN(x)))), the
+    block Diff-AE's ``ResBlock`` builds with ``use_condition=False`` (its semantic encoder: no out layers, so no
+    second GN, conv or dropout; phizaz/diffae ``model/blocks.py``).
 
     Args:
         channels: input channels C.
@@ -126,6 +129,7 @@ class ResBlock(nn.Module):
         dropout: dropout before the last conv.
         num_groups: GroupNorm groups (clipped to divide the channels).
         resample: None, "up" (nearest x2) or "down" (average pool /2), applied to both branches.
+        single_conv: drop the out layers (above); needs emb_dim = cond_dim = 0.
     """
 
     def __init__(
@@ -139,13 +143,20 @@ class ResBlock(nn.Module):
         dropout: float = 0.0,
         num_groups: int = 32,
         resample: Literal["up", "down"] | None = None,
+        single_conv: bool = False,
     ) -> None:
         super().__init__()
+        if single_conv and (emb_dim or cond_dim):
+            raise ValueError("a single_conv ResBlock has no out layers to condition: emb_dim and cond_dim must be 0")
         out = out_channels or channels
         self.resample = resample
         self.cond_mode = cond_mode
+        self.single_conv = single_conv
         self.in_norm = group_norm(channels, num_groups)
         self.in_conv = nn.Conv2d(channels, out, 3, padding=1)
+        self.skip = nn.Identity() if out == channels else nn.Conv2d(channels, out, 1)
+        if single_conv:
+            return
         self.emb_proj = nn.Linear(emb_dim, 2 * out) if emb_dim else None
         self.cond_proj = nn.Linear(cond_dim, (2 if cond_mode == "scale_shift" else 1) * out) if cond_dim else None
         if self.cond_proj is not None:
@@ -153,7 +164,6 @@ class ResBlock(nn.Module):
         self.out_norm = group_norm(out, num_groups)
         self.dropout = nn.Dropout(dropout)
         self.out_conv = _zero(nn.Conv2d(out, out, 3, padding=1))
-        self.skip = nn.Identity() if out == channels else nn.Conv2d(channels, out, 1)
 
     def _resample(self, x: Tensor) -> Tensor:
         if self.resample == "up":
@@ -186,6 +196,8 @@ class ResBlock(nn.Module):
         """x [N, C, H, W] -> [N, C_out, H', W'] (H' = 2H up, H/2 down, else H)."""
         h = self._resample(F.silu(self.in_norm(x)))
         x = self._resample(x)
+        if self.single_conv:
+            return self.skip(x) + self.in_conv(h)
         h = self.modulate(self.in_conv(h), emb, z)
         h = self.out_conv(self.dropout(F.silu(h)))
         return self.skip(x) + h
@@ -211,11 +223,12 @@ class _Blocks:
     num_groups: int
     num_heads: int
     resblock_updown: bool
+    single_conv: bool = False
 
     def res(self, c_in: int, c_out: int, resample: Literal["up", "down"] | None = None) -> ResBlock:
         return ResBlock(
             c_in, c_out, emb_dim=self.emb_dim, cond_dim=self.cond_dim, cond_mode=self.cond_mode,
-            dropout=self.dropout, num_groups=self.num_groups, resample=resample,
+            dropout=self.dropout, num_groups=self.num_groups, resample=resample, single_conv=self.single_conv,
         )  # fmt: skip
 
     def attn(self, ch: int) -> AttentionBlock:
@@ -356,7 +369,10 @@ class UNet(nn.Module):
 
 @dataclass(frozen=True)
 class SemanticEncoderConfig:
-    """Diff-AE's semantic encoder for 64×64 data (methods.md §4). Diff-AE passes the UNet's dropout (0.1)."""
+    """Diff-AE's semantic encoder for 64×64 data (methods.md §4; ``BeatGANsEncoderModel`` with
+    ``use_time_condition=False``). Its blocks are unconditioned, so they have one conv and no dropout: Diff-AE
+    passes the UNet's dropout (0.1) to them, where it has no effect, and this config has no dropout field.
+    The CelebA-64 defaults give 19,320,512 parameters, the official encoder's count."""
 
     in_channels: int = 3
     resolution: int = 64
@@ -366,21 +382,22 @@ class SemanticEncoderConfig:
     attention_resolutions: tuple[int, ...] = (16,)
     out_dim: int = 512
     num_groups: int = 32
-    dropout: float = 0.0
     num_heads: int = 1
     resblock_updown: bool = True
 
 
 class SemanticEncoder(nn.Module):
-    """z_sem = Enc(x_0): a time-free UNet encoder half, middle block, GN, SiLU, average pool, 1x1 conv
-    (Preechakul et al. 2022, Sec. 3.1; Diff-AE's ``adaptivenonzero`` pooling head, default init)."""
+    """z_sem = Enc(x_0): a time-free UNet encoder half of single-conv ResBlocks (:class:`ResBlock`), middle block,
+    GN, SiLU, average pool, 1x1 conv (Preechakul et al. 2022, Sec. 3.1; Diff-AE's ``adaptivenonzero`` pooling head,
+    default init). The down-sampling blocks are single-conv ResBlocks too (``resblock_updown``) or, without it, a
+    stride-2 conv3x3 (``Downsample(use_conv=True)``)."""
 
     def __init__(self, cfg: SemanticEncoderConfig) -> None:
         super().__init__()
         self.cfg = cfg
         if cfg.resolution % 2 ** (len(cfg.channel_mult) - 1):
             raise ValueError(f"resolution {cfg.resolution} not divisible by 2^{len(cfg.channel_mult) - 1}")
-        f = _Blocks(0, 0, "scale", cfg.dropout, cfg.num_groups, cfg.num_heads, cfg.resblock_updown)
+        f = _Blocks(0, 0, "scale", 0.0, cfg.num_groups, cfg.num_heads, cfg.resblock_updown, single_conv=True)
         self.blocks = _input_stages(f, cfg)
         ch = cfg.base_channels * cfg.channel_mult[-1]
         self.middle = f.middle(ch)
