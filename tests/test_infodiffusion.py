@@ -99,7 +99,7 @@ def test_the_mmd_trains_the_encoder() -> None:
 def test_sample_draws_the_code_from_the_prior() -> None:
     model = InfoDiffusion(CFG, SPEC).eval()
     seen = []
-    model.decode = lambda x_T, a: seen.append((x_T, a)) or x_T  # type: ignore[method-assign]
+    model.decode = lambda x_T, a, generator=None: seen.append((x_T, a)) or x_T  # type: ignore[method-assign]
     model.sample(3, torch.Generator().manual_seed(7))
     g = torch.Generator().manual_seed(7)
     a = torch.randn(3, CFG.a_dim, generator=g)

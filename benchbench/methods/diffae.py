@@ -10,8 +10,10 @@ t ~ U{0..T-1}:
     L = E_{x_0, t, eps} mean_pixels || eps_theta(x_t, t, Enc(x_0)) - eps ||^2,   x_t = q_sample(x_0, t, eps).
 
 The stochastic code x_T is the deterministic DDIM inversion of x_0 under the conditional model (Sec. 3, "Stochastic
-encoder"); decoding runs conditional DDIM (Song et al. 2021, Eq. 12, eta = 0) from (z_sem, x_T). Representation for
-the metrics: z_sem (methods.md §8).
+encoder"); decoding runs conditional DDIM (Song et al. 2021, Eq. 12, eta = 0) from (z_sem, x_T). Both run as the
+official sampler does (:func:`benchbench.ddim.diffae_grid`): the ``space_timesteps`` "ddimK" grid, x0_hat clipped to
+[-1, 1] at every step (``clip_denoised=True``), the inversion starting with x_0 at ab_0 and ending at ab = 0
+(``ddim_reverse_sample_loop``). Representation for the metrics: z_sem (methods.md §8).
 
 Unconditional sampling. Diff-AE draws z_sem from a second "latent DDIM" (Sec. 4, "Sampling with diffusion
 autoencoders"; official code: a 10-layer skip MLP on z-normalised codes, constant beta 0.008, L1 loss; methods.md §4)
@@ -33,7 +35,8 @@ from torch import Tensor
 
 from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
-from benchbench.diffusion import EpsFn, Schedule, ddim_encode, ddim_sample
+from benchbench import ddim
+from benchbench.diffusion import EpsFn, Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import Method, randn, standardize_codes
 from benchbench.nets.unet import SemanticEncoder, SemanticEncoderConfig, UNet, UNetConfig
@@ -59,6 +62,7 @@ class DiffAEConfig:
         num_steps, beta_start, beta_end: the linear DDPM schedule (T = 1000, 1e-4 -> 0.02).
         sample_steps: DDIM steps for reconstruct, traverse and sample (and for the DDIM inversion); 20 is the
             official code's T_eval during training, its CelebA FID script uses 10.
+        clip_denoised: clip x0_hat to [-1, 1] at every DDIM step of sampling and inversion (the official default).
         latent_sampler: prior of z_sem for ``sample``; only "gaussian" (module doc) exists, the latent DDIM does not.
         stats_momentum: weight of a new batch in the running mean/covariance of z_sem (1/momentum batches is
             roughly the window; the first batches are averaged uniformly).
@@ -71,6 +75,7 @@ class DiffAEConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     sample_steps: int = 20
+    clip_denoised: bool = True
     latent_sampler: str = "gaussian"
     stats_momentum: float = 0.001
 
@@ -92,8 +97,11 @@ def _check(cfg: DiffAEConfig, spec: DataSpec) -> None:
             f"diffae: model.latent_sampler={cfg.latent_sampler!r} is not available; only 'gaussian' is implemented "
             f"(the latent DDIM of Preechakul et al. Sec. 4 is follow-up work)"
         )
-    if not 1 <= cfg.sample_steps <= cfg.num_steps:
-        raise ConfigError(f"diffae: model.sample_steps must be in 1..{cfg.num_steps}, got {cfg.sample_steps}")
+    try:
+        ddim.ddim_stride_timesteps(cfg.num_steps, cfg.sample_steps)
+    except ValueError as e:
+        raise ConfigError(f"diffae: model.sample_steps={cfg.sample_steps}: {e}; pick a step count such as 10, 20, "
+                          f"50 or 100") from None
     if not 0 < cfg.stats_momentum <= 1:
         raise ConfigError(f"diffae: model.stats_momentum must be in (0, 1], got {cfg.stats_momentum}")
     for name, sub in (("unet", cfg.unet), ("encoder", cfg.encoder)):
@@ -233,11 +241,13 @@ class DiffAE(Method):
 
     def stochastic_code(self, x: Tensor, z: Tensor) -> Tensor:
         """x_T [N, C, H, W]: DDIM inversion of x [N, C, H, W] given its z_sem [N, D] (stochastic encoder)."""
-        return ddim_encode(self._eps_fn(z), x, self.schedule, self.cfg.sample_steps)
+        grid = ddim.diffae_grid(self.schedule, self.cfg.sample_steps, invert=True)
+        return ddim.invert(self._eps_fn(z), x, grid, clip=self.cfg.clip_denoised)
 
     def decode(self, x_T: Tensor, z: Tensor) -> Tensor:
         """Deterministic DDIM decoding (eta = 0) of (z_sem [N, D], x_T [N, C, H, W]) -> [N, C, H, W] in [-1, 1]."""
-        return ddim_sample(self._eps_fn(z), x_T, self.schedule, self.cfg.sample_steps).clamp(-1, 1)
+        grid = ddim.diffae_grid(self.schedule, self.cfg.sample_steps)
+        return ddim.sample(self._eps_fn(z), x_T, grid, clip=self.cfg.clip_denoised).clamp(-1, 1)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:

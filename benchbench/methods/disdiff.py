@@ -38,9 +38,12 @@ reference, by a quirk of ``load_ema_ckpt``, loads the non-EMA ones; an option is
 (1 + n) / (10 + n) decay warm-up (the shared training loop's EMA is plain); the autoencoder is trained without LPIPS
 and patch-GAN terms (:mod:`benchbench.methods.ldm`).
 
-Generation: z from a Gaussian fitted to training codes (running moments, as PDAE's stand-in), then DDIM with
-eps_theta - sqrt(1 - ab_t) sum_c G_c (the reference's sampling form) and D. The reference visualises with 200-step
-DDIM at eta = 1; we use deterministic DDIM with ``sample_steps``.
+Generation: z from a Gaussian fitted to training codes (running moments, as PDAE's stand-in), then the reference's
+DDIMSampler (:func:`benchbench.ddim.ldm_grid`: timesteps range(0, T, T // K) + 1, last step to ab_0, no clipping,
+``eta`` = 1 as its ``log_images``) with eps_theta - sqrt(1 - ab_t) sum_c G_c (the reference's ``ddim_coef``) and D.
+The reference has no inversion: its reconstructions and swaps sample from fresh noise with eta = 1. Ours
+(``reconstruct``, ``traverse``, ``factor_traversals``) invert y_0 deterministically on the same grid and decode with
+eta = 0, so a figure keeps its image's stochastic code (benchbench choice).
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ from torch.func import functional_call
 
 from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
-from benchbench.diffusion import Schedule, ddim_encode, ddim_sample
+from benchbench import ddim
+from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import CodeMoments, Method, randn
 from benchbench.methods.dpm import DPM, DPMConfig, ddpm_request
@@ -84,7 +88,8 @@ class DisDiffConfig:
         dis_weight: lambda (0.05 Shapes3D / CelebA, 0.01 MPI3D; the reference's CLI default 1.0 overrides its
             configs unless ``-dw`` is passed, hazard 2).
         dis_loss_type: "Z" (weight from latent predictions, the README's) or "IM" (from decoded images).
-        sample_steps: DDIM steps of sample, reconstruct and traverse.
+        sample_steps: DDIM steps K of sample, reconstruct and traverse (the reference visualises with 200).
+        eta: DDIM eta of ``sample`` (1, the reference's ``ddim_eta``); figures decode with eta = 0 (module doc).
         code_momentum: momentum of the running code moments behind :meth:`DisDiff.sample`.
     """
 
@@ -99,6 +104,7 @@ class DisDiffConfig:
     dis_weight: float = 0.05
     dis_loss_type: str = "Z"
     sample_steps: int = 50
+    eta: float = 1.0
     code_momentum: float = 0.99
 
     @property
@@ -418,28 +424,35 @@ class DisDiff(Method):
         u = self.frozen.unet.cfg
         return (x_like, u.in_channels, u.resolution, u.resolution)
 
-    def decode(self, y_T: Tensor, z: Tensor) -> Tensor:
-        """DDIM from y_T [B, c, r, r] with codes z [B, N · k], then D: [B, C, R, R] in [-1, 1]."""
-        return self.from_latent(ddim_sample(self.eps_hat(z), y_T, self.schedule, self.cfg.sample_steps)).clamp(-1, 1)
+    def decode(self, y_T: Tensor, z: Tensor, eta: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
+        """LDM DDIM from y_T [B, c, r, r] with codes z [B, N · k], then D: [B, C, R, R] in [-1, 1]."""
+        grid = ddim.ldm_grid(self.schedule, self.cfg.sample_steps)
+        return self.from_latent(ddim.sample(self.eps_hat(z), y_T, grid, eta=eta, generator=generator)).clamp(-1, 1)
+
+    def invert(self, x: Tensor, z: Tensor) -> Tensor:
+        """y_T [B, c, r, r]: deterministic DDIM inversion of y_0 = to_latent(x) under eps_hat(., z) (module doc)."""
+        return ddim.invert(self.eps_hat(z), self.to_latent(x), ddim.ldm_grid(self.schedule, self.cfg.sample_steps,
+                                                                              invert=True))
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples [n, C, R, R]: z from the code Gaussian, y_T ~ N(0, I) (both from ``generator``), DDIM, D."""
+        """n samples [n, C, R, R]: z from the code Gaussian, y_T ~ N(0, I), DDIM with ``eta``, D. All noise is drawn
+        on the CPU from ``generator`` (z, y_T, then one draw per step when eta > 0)."""
         z = self.code_moments.sample(n, generator)
-        return self.decode(randn(self._latent_shape(n), generator, device=self.device), z)
+        y_T = randn(self._latent_shape(n), generator, device=self.device)
+        return self.decode(y_T, z, self.cfg.eta, generator)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
         """x -> z and y_T (DDIM inversion of y_0 under eps_hat(., z)) -> decode: [N, C, R, R]."""
         z = self.encode(x)
-        y_T = ddim_encode(self.eps_hat(z), self.to_latent(x), self.schedule, self.cfg.sample_steps)
-        return self.decode(y_T, z)
+        return self.decode(self.invert(x, z), z)
 
     @torch.no_grad()
     def traverse(self, x: Tensor, dim: int, values: Tensor) -> Tensor:
         """Decode x [N, C, R, R] (its inverted y_T kept) with raw code dimension ``dim`` set to ``values`` [V]."""
         z = self.encode(x)
-        y_T = ddim_encode(self.eps_hat(z), self.to_latent(x), self.schedule, self.cfg.sample_steps)
+        y_T = self.invert(x, z)
         v, n = len(values), len(x)
         zs = z.repeat(v, 1)
         zs[:, dim] = values.to(zs).repeat_interleave(n)
@@ -454,7 +467,7 @@ class DisDiff(Method):
         scores = torch.as_tensor(pca(codes.detach().cpu().double().numpy()))  # [M, N]
         z = self.encode(x)
         own = torch.as_tensor(pca(z.cpu().double().numpy()))[0]  # [N]
-        y_T = ddim_encode(self.eps_hat(z), self.to_latent(x), self.schedule, self.cfg.sample_steps)
+        y_T = self.invert(x, z)
         rows = []
         for c in range(n):
             target = scores[:, c].mean() + scores[:, c].std() * torch.linspace(-2, 2, num_values, dtype=torch.float64)

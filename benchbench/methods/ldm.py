@@ -30,7 +30,8 @@ from torch import Tensor, nn
 
 from benchbench.config import TrainConfig
 from benchbench.datasets.base import DataConfig, DataSpec
-from benchbench.diffusion import Schedule, ddim_sample
+from benchbench import ddim
+from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import Method, randn
 from benchbench.nets.first_stage import (
@@ -218,10 +219,12 @@ class LatentDPM(Method):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n images [n, C, R, R]: DDIM in latent space from CPU-drawn y_T, then the decoder."""
+        """n images [n, C, R, R]: LDM's deterministic DDIM (:func:`benchbench.ddim.ldm_grid`) in latent space from
+        CPU-drawn y_T, then the decoder."""
         u = self.cfg.unet
         y_T = randn((n, u.in_channels, u.resolution, u.resolution), generator, device=self.device)
-        return self.from_latent(ddim_sample(self.eps, y_T, self.schedule, self.cfg.sample_steps)).clamp(-1, 1)
+        y_0 = ddim.sample(self.eps, y_T, ddim.ldm_grid(self.schedule, self.cfg.sample_steps))
+        return self.from_latent(y_0).clamp(-1, 1)
 
 
 def ldm_request(dataset: str, data: DataConfig, cfg: LatentDPMConfig, seed: int = 0) -> StageRequest:
