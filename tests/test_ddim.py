@@ -94,7 +94,8 @@ def test_pdae_grid_shift_and_clipping():
     close(ddim.sample(eps, XT.clone(), grid, clip=True), [-1.024889, -0.9367449, -0.4842921, 0.5537685])
     # The training coefficient sqrt(alpha_t)(1 - ab_{t-1}) / sqrt(1 - ab_t) differs from DDIM's sqrt(1 - ab_t)
     # near t = 0 (official gaussian_diffusion.shift_coef and ddim.sqrt_one_minus_alphas_cumprod at t = 0, 1, 500).
-    torch.testing.assert_close(LINEAR.pdae_shift_coef[[0, 1, 500]].float(), torch.tensor([0.0, 0.0067430055, 0.9546525]))
+    train_coef = LINEAR.pdae_shift_coef[[0, 1, 500]].float()
+    torch.testing.assert_close(train_coef, torch.tensor([0.0, 0.0067430055, 0.9546525]))
     torch.testing.assert_close((1 - LINEAR.alphas_bar[[0, 1, 500]]).sqrt().float(),
                                torch.tensor([0.01, 0.014829293, 0.9603142]))
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchbench import ddim
 from benchbench.config import resolve
 from benchbench.datasets.base import DataSpec
-from benchbench import ddim
 from benchbench.diffusion import Schedule
 from benchbench.methods.dpm import DPM, ddpm_request
 from benchbench.methods.pdae import PDAE, PRESETS, PDAEConfig, PDAEEncoder, loss_weights

@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchbench import ddim
 from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
-from benchbench import ddim
 from benchbench.diffusion import EpsFn, Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import Method, randn, standardize_codes

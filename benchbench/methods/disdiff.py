@@ -57,9 +57,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from benchbench import ddim
 from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
-from benchbench import ddim
 from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import CodeMoments, Method, randn

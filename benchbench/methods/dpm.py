@@ -6,8 +6,8 @@ linear beta 1e-4 -> 0.02 over T = 1000 (Sec. 4), eps-prediction trained with the
     L_simple = E_{t ~ U{0..T-1}, x_0, eps} mean_pixels || eps - eps_theta(sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps, t) ||^2,
 
 sampled with DDIM (Song et al., ICLR 2021, https://arxiv.org/abs/2010.02502, Eq. 12) as PDAE samples its pre-trained
-DPMs (``test_pretrained_dpms``: :func:`benchbench.ddim.pdae_grid`, x0_hat clipped every step). The network is the ADM-style
-UNet of :mod:`benchbench.nets.unet`; for 64×64 data its defaults are the Diff-AE CelebA-64 UNet, so PDAE and Diff-AE
+DPMs (``test_pretrained_dpms``: :func:`benchbench.ddim.pdae_grid`, x0_hat clipped every step). The network is the
+ADM-style UNet of :mod:`benchbench.nets.unet`; for 64×64 data its defaults are the Diff-AE CelebA-64 UNet, so PDAE and Diff-AE
 share a decoder (methods.md §5, "benchbench choices"). The stage is cached per (dataset, data options, DPMConfig,
 stage seed) by :mod:`benchbench.stages`; :func:`ddpm_request` is the one place that request is built, so every
 method that needs the DPM shares one artifact.
@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchbench import ddim
 from benchbench.config import TrainConfig
 from benchbench.datasets.base import DataConfig, DataSpec
-from benchbench import ddim
 from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import Method, randn

@@ -46,10 +46,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchbench import ddim
 from benchbench.baselines.info_vae import mmd
 from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
-from benchbench import ddim
 from benchbench.diffusion import EpsFn, Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import Method, randn, standardize_codes

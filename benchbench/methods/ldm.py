@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchbench import ddim
 from benchbench.config import TrainConfig
 from benchbench.datasets.base import DataConfig, DataSpec
-from benchbench import ddim
 from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import Method, randn

@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from benchbench import ddim
 from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
-from benchbench import ddim
 from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import CodeMoments, Method, randn
