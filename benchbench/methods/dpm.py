@@ -9,8 +9,8 @@ sampled with DDIM (Song et al., ICLR 2021, https://arxiv.org/abs/2010.02502, Eq.
 DPMs (``test_pretrained_dpms``: :func:`benchbench.ddim.pdae_grid`, x0_hat clipped every step). The network is the
 ADM-style UNet of :mod:`benchbench.nets.unet`; for 64×64 data its defaults are the Diff-AE CelebA-64 UNet, so PDAE and
 Diff-AE share a decoder (methods.md §5, "benchbench choices"). The stage is cached per (dataset, data options,
-DPMConfig, stage seed) by :mod:`benchbench.stages`; :func:`ddpm_request` is the one place that request is built, so every
-method that needs the DPM shares one artifact.
+DPMConfig, stage seed) by :mod:`benchbench.stages`; :func:`ddpm_request` is the one place that request is built, so
+every method that needs the DPM shares one artifact.
 """
 
 from __future__ import annotations
