@@ -56,11 +56,16 @@ from benchbench.method import Method, randn, standardize_codes
 from benchbench.nets.unet import SemanticEncoder, SemanticEncoderConfig, UNet, UNetConfig
 from benchbench.registry import register_method
 
-# InfoDiffusion CelebA-64, dev branch (methods.md §7): ch 64, (1, 2, 4, 8), 2 blocks, attention at 16×16,
-# dropout 0.1, time embedding 256; the code embedding fc_a has the time embedding's width.
+# InfoDiffusion CelebA-64, dev branch (methods.md §7; isjakewong/InfoDiffusion @ 759f79c7, models.py AuxiliaryUNet):
+# ch 64, (1, 2, 4, 8), 2 blocks, attention at 16×16, dropout 0.1, time embedding 256, the four-conv AuxResBlock and
+# plain conv down/up-sampling (DownSample / UpSample); the code embedding fc_a has the time embedding's width.
+# 103,262,275 parameters, the dev decoder's 112,357,571 less the 9,095,296 of the CrossAttnBlock every AuxResBlock
+# builds and never calls (use_crossattn is False throughout). The encoder (dev ``Encoder``) keeps the two-conv block
+# and plain conv resampling; ours adds the time modulation at t = 0 (module doc).
 PAPER_DECODER = UNetConfig(base_channels=64, channel_mult=(1, 2, 4, 8), num_res_blocks=2, attention_resolutions=(16,),
-                           dropout=0.1, time_embed_dim=256, cond_dim=256, cond_mode="scale_shift")
-PAPER_ENCODER = replace(PAPER_DECODER, out_channels=1, cond_dim=0, cond_mode="scale")
+                           dropout=0.1, time_embed_dim=256, cond_dim=256, cond_mode="scale_shift",
+                           resblock_updown=False, block_layout="infodiffusion_dev")
+PAPER_ENCODER = replace(PAPER_DECODER, out_channels=1, cond_dim=0, cond_mode="scale", block_layout="adm")
 
 
 @dataclass(frozen=True)
@@ -163,11 +168,13 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
 
 _PAPER_TRAIN = TrainConfig(
     # AdamW lr 1e-4 (wd 1e-5), clip 1.0, warm-up over one epoch to 2 x lr, then cosine to 0 over 50 CelebA epochs
-    # (162,770 images at the code's default batch 64: 2,544 steps per epoch, 127,200 steps); no EMA, fp32.
-    steps=127_200, batch_size=64, lr=2e-4, weight_decay=1e-5, grad_clip=1.0, ema_decay=0.0, amp=False,
-    warmup_steps=2_544, lr_schedule="cosine", log_every=500, ckpt_every=5_000,
+    # at the README's batch 32 (162,770 train images, drop_last: 5,086 steps per epoch, 254,300 steps); no EMA, fp32.
+    steps=254_300, batch_size=32, lr=2e-4, weight_decay=1e-5, grad_clip=1.0, ema_decay=0.0, amp=False,
+    warmup_steps=5_086, lr_schedule="cosine", log_every=500, ckpt_every=5_000,
 )
 _PAPER = Preset(InfoDiffusionConfig(), _PAPER_TRAIN)
+# CelebA: InfoDiffusion's loader (data.py get_celeba, crop_d2c=False): resize, centre crop, random flips.
+_PAPER_CELEBA = Preset(InfoDiffusionConfig(), _PAPER_TRAIN, data=(("crop", "center"),))
 
 _SMOKE_UNET = UNetConfig(resolution=16, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
                          attention_resolutions=(), dropout=0.0, num_groups=4, cond_dim=16, cond_mode="scale_shift")
@@ -202,7 +209,7 @@ PRESETS = {
     ),
     # CelebA-64 is the reported setting; Shapes3D and MPI3D reuse it (benchbench choice: no official run exists,
     # methods.md §9 "*"; the reference has no 3DShapes training loader).
-    "paper": {"default": _PAPER, "celeba": _PAPER},
+    "paper": {"default": _PAPER, "celeba": _PAPER_CELEBA},
 }
 
 

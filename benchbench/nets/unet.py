@@ -45,8 +45,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchbench.nets.attention import AttentionBlock, group_norm
+from benchbench.nets.resblock import BlockLayout, CondMode, ResBlock, zero_init
 
-CondMode = Literal["scale", "scale_shift"]
+__all__ = ["BlockLayout", "CondMode", "ResBlock", "SemanticEncoder", "SemanticEncoderConfig", "UNet", "UNetConfig",
+           "UNetDecoder", "UNetEncoder", "skip_channels", "timestep_embedding"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class UNetConfig:
     ``attention_resolutions`` are feature-map sides (16 means the 16×16 level of a 64×64 input).
     ``time_embed_dim`` None means 4·base_channels (256 at base 64); Diff-AE's CelebA-64 config sets 512 explicitly.
     ``cond_dim`` is the size of the conditioning vector z (0: unconditioned); ``cond_mode`` as in the module doc.
+    ``block_layout`` picks the ResBlock (:mod:`benchbench.nets.resblock`): "adm", or "infodiffusion_dev" (InfoDiffusion's
+    dev-branch four-conv block, which needs ``resblock_updown=False``: its down/up-sampling are plain convs).
     """
 
     in_channels: int = 3
@@ -72,10 +76,15 @@ class UNetConfig:
     cond_dim: int = 0
     cond_mode: CondMode = "scale"
     num_groups: int = 32
+    block_layout: BlockLayout = "adm"
 
     def __post_init__(self) -> None:
         if self.cond_mode not in ("scale", "scale_shift"):
             raise ValueError(f"cond_mode must be 'scale' or 'scale_shift', got {self.cond_mode!r}")
+        if self.block_layout not in ("adm", "infodiffusion_dev"):
+            raise ValueError(f"block_layout must be 'adm' or 'infodiffusion_dev', got {self.block_layout!r}")
+        if self.block_layout == "infodiffusion_dev" and self.resblock_updown:
+            raise ValueError("block_layout 'infodiffusion_dev' needs resblock_updown=False (plain conv resampling)")
         if self.resolution % 2 ** (len(self.channel_mult) - 1):
             raise ValueError(f"resolution {self.resolution} not divisible by 2^{len(self.channel_mult) - 1}")
 
@@ -104,105 +113,6 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
     return F.pad(emb, (0, 1)) if dim % 2 else emb
 
 
-def _zero(module: nn.Conv2d) -> nn.Conv2d:
-    nn.init.zeros_(module.weight)
-    if module.bias is not None:
-        nn.init.zeros_(module.bias)
-    return module
-
-
-class ResBlock(nn.Module):
-    """BigGAN-style residual block with AdaGN time and code modulation (Dhariwal & Nichol 2021, Sec. 3).
-
-    x -> GN, SiLU, [resample], conv3x3 -> modulate (module doc) -> SiLU, dropout, zero conv3x3 -> + skip(x),
-    where skip is the identity, or a 1x1 conv when the channel count changes (after the same resampling).
-    With ``single_conv`` the block stops after the first conv: skip(x) + conv3x3([resample](SiLU(GN(x)))), the
-    block Diff-AE's ``ResBlock`` builds with ``use_condition=False`` (its semantic encoder: no out layers, so no
-    second GN, conv or dropout; phizaz/diffae ``model/blocks.py``).
-
-    Args:
-        channels: input channels C.
-        out_channels: output channels (default C).
-        emb_dim: time-embedding width; 0 disables the time modulation (plain GN, the semantic encoder).
-        cond_dim: code width; 0 disables the code modulation.
-        cond_mode: "scale" (Diff-AE) or "scale_shift" (PDAE / DisDiff).
-        dropout: dropout before the last conv.
-        num_groups: GroupNorm groups (clipped to divide the channels).
-        resample: None, "up" (nearest x2) or "down" (average pool /2), applied to both branches.
-        single_conv: drop the out layers (above); needs emb_dim = cond_dim = 0.
-    """
-
-    def __init__(
-        self,
-        channels: int,
-        out_channels: int | None = None,
-        *,
-        emb_dim: int = 0,
-        cond_dim: int = 0,
-        cond_mode: CondMode = "scale",
-        dropout: float = 0.0,
-        num_groups: int = 32,
-        resample: Literal["up", "down"] | None = None,
-        single_conv: bool = False,
-    ) -> None:
-        super().__init__()
-        if single_conv and (emb_dim or cond_dim):
-            raise ValueError("a single_conv ResBlock has no out layers to condition: emb_dim and cond_dim must be 0")
-        out = out_channels or channels
-        self.resample = resample
-        self.cond_mode = cond_mode
-        self.single_conv = single_conv
-        self.in_norm = group_norm(channels, num_groups)
-        self.in_conv = nn.Conv2d(channels, out, 3, padding=1)
-        self.skip = nn.Identity() if out == channels else nn.Conv2d(channels, out, 1)
-        if single_conv:
-            return
-        self.emb_proj = nn.Linear(emb_dim, 2 * out) if emb_dim else None
-        self.cond_proj = nn.Linear(cond_dim, (2 if cond_mode == "scale_shift" else 1) * out) if cond_dim else None
-        if self.cond_proj is not None:
-            nn.init.zeros_(self.cond_proj.bias)  # z = 0 -> unconditioned block
-        self.out_norm = group_norm(out, num_groups)
-        self.dropout = nn.Dropout(dropout)
-        self.out_conv = _zero(nn.Conv2d(out, out, 3, padding=1))
-
-    def _resample(self, x: Tensor) -> Tensor:
-        if self.resample == "up":
-            return F.interpolate(x, scale_factor=2.0, mode="nearest")
-        if self.resample == "down":
-            return F.avg_pool2d(x, 2)
-        return x
-
-    def modulate(self, h: Tensor, emb: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        """AdaGN: GN(h) (1 + t_s) + t_b, then the code modulation. h [N, C', H, W], emb [N, E], z [N, Z]."""
-        h = self.out_norm(h)
-        if self.emb_proj is not None:
-            if emb is None:
-                raise ValueError("this block is time-conditioned: pass emb")
-            t_s, t_b = self.emb_proj(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
-            h = h * (1 + t_s) + t_b
-        if self.cond_proj is None:
-            if z is not None:
-                raise ValueError("this block has cond_dim = 0 but z was given")
-            return h
-        if z is None:
-            raise ValueError("this block is code-conditioned (cond_dim > 0): pass z")
-        z_mod = self.cond_proj(F.silu(z))[:, :, None, None]
-        if self.cond_mode == "scale":
-            return h * (1 + z_mod)  # Diff-AE: scale only (methods.md §4, hazard 7)
-        z_s, z_b = z_mod.chunk(2, dim=1)
-        return h * (1 + z_s) + z_b  # PDAE shift_unet / DisDiff openaimodel_shift
-
-    def forward(self, x: Tensor, emb: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        """x [N, C, H, W] -> [N, C_out, H', W'] (H' = 2H up, H/2 down, else H)."""
-        h = self._resample(F.silu(self.in_norm(x)))
-        x = self._resample(x)
-        if self.single_conv:
-            return self.skip(x) + self.in_conv(h)
-        h = self.modulate(self.in_conv(h), emb, z)
-        h = self.out_conv(self.dropout(F.silu(h)))
-        return self.skip(x) + h
-
-
 class Stage(nn.ModuleList):
     """A sequence of blocks; ResBlocks receive (emb, z), the others only the features."""
 
@@ -224,11 +134,13 @@ class _Blocks:
     num_heads: int
     resblock_updown: bool
     single_conv: bool = False
+    layout: BlockLayout = "adm"
 
     def res(self, c_in: int, c_out: int, resample: Literal["up", "down"] | None = None) -> ResBlock:
         return ResBlock(
             c_in, c_out, emb_dim=self.emb_dim, cond_dim=self.cond_dim, cond_mode=self.cond_mode,
             dropout=self.dropout, num_groups=self.num_groups, resample=resample, single_conv=self.single_conv,
+            layout=self.layout,
         )  # fmt: skip
 
     def attn(self, ch: int) -> AttentionBlock:
@@ -250,7 +162,8 @@ class _Blocks:
 
 def _blocks(cfg: UNetConfig) -> _Blocks:
     return _Blocks(
-        cfg.embed_dim, cfg.cond_dim, cfg.cond_mode, cfg.dropout, cfg.num_groups, cfg.num_heads, cfg.resblock_updown
+        cfg.embed_dim, cfg.cond_dim, cfg.cond_mode, cfg.dropout, cfg.num_groups, cfg.num_heads, cfg.resblock_updown,
+        layout=cfg.block_layout,
     )
 
 
@@ -335,7 +248,7 @@ class UNetDecoder(nn.Module):
                     res *= 2
                 self.blocks.append(Stage(blocks))
         self.out = nn.Sequential(
-            group_norm(ch, cfg.num_groups), nn.SiLU(), _zero(nn.Conv2d(ch, cfg.out_channels, 3, padding=1))
+            group_norm(ch, cfg.num_groups), nn.SiLU(), zero_init(nn.Conv2d(ch, cfg.out_channels, 3, padding=1))
         )
 
     def forward(self, h: Tensor, skips: list[Tensor], emb: Tensor, z: Tensor | None = None) -> Tensor:
