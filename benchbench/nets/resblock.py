@@ -76,7 +76,7 @@ class ResBlock(nn.Module):
         if layout not in ("adm", "infodiffusion_dev"):
             raise ValueError(f"layout must be 'adm' or 'infodiffusion_dev', got {layout!r}")
         if layout == "infodiffusion_dev" and not (emb_dim and cond_dim and cond_mode == "scale_shift" and not resample):
-            raise ValueError("the infodiffusion_dev block needs emb_dim, cond_dim, cond_mode 'scale_shift', no resample")
+            raise ValueError("the infodiffusion_dev block needs emb_dim, cond_dim, 'scale_shift' and no resample")
         self.layout = layout
         out = out_channels or channels
         self.resample = resample

@@ -58,8 +58,8 @@ class UNetConfig:
     ``attention_resolutions`` are feature-map sides (16 means the 16×16 level of a 64×64 input).
     ``time_embed_dim`` None means 4·base_channels (256 at base 64); Diff-AE's CelebA-64 config sets 512 explicitly.
     ``cond_dim`` is the size of the conditioning vector z (0: unconditioned); ``cond_mode`` as in the module doc.
-    ``block_layout`` picks the ResBlock (:mod:`benchbench.nets.resblock`): "adm", or "infodiffusion_dev" (InfoDiffusion's
-    dev-branch four-conv block, which needs ``resblock_updown=False``: its down/up-sampling are plain convs).
+    ``block_layout`` picks the ResBlock (:mod:`benchbench.nets.resblock`): "adm", or "infodiffusion_dev"
+    (InfoDiffusion's dev-branch four-conv block, which needs ``resblock_updown=False``: its resampling is plain convs).
     """
 
     in_channels: int = 3
