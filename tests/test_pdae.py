@@ -47,7 +47,8 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
     torch.save(dpm.state_dict(), buf)
     path = tmp_path_factory.mktemp("stage") / "artifact.pt"
     path.write_bytes(buf.getvalue())
-    return Artifact("ddpm", path, hashlib.sha256(buf.getvalue()).hexdigest(), "test")
+    sha = hashlib.sha256(buf.getvalue()).hexdigest()
+    return Artifact("ddpm", path, sha, "test", sha)
 
 
 @pytest.fixture

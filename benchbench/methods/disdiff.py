@@ -33,8 +33,11 @@ giving the N numbers the factor metrics see (methods.md §6.6). The reference fi
 benchbench fits it on ``eval.postprocess_fit`` images (10,000 by default; set it to the dataset size for the exact
 protocol).
 
-Deviations from the reference, with reasons: the frozen LDM is the ``ldm`` stage artifact, i.e. its EMA weights (the
-reference, by a quirk of ``load_ema_ckpt``, loads the non-EMA ones; an option is follow-up work); the EMA of G has no
+Frozen weights: with ``frozen_weights="online"`` (the default, the reference's effective behaviour) the frozen UNet is
+the stage's non-EMA weights, as the reference's ``load_ema_ckpt: true`` path loads the checkpoint's ``model.*`` (not
+``model_ema.*``) weights (methods.md §6.3 quirk); "ema" freezes the stage's EMA weights instead.
+
+Deviations from the reference, with reasons: the EMA of G has no
 (1 + n) / (10 + n) decay warm-up (the shared training loop's EMA is plain); the autoencoder is trained without LPIPS
 and patch-GAN terms (:mod:`benchbench.methods.ldm`).
 
@@ -81,6 +84,7 @@ class DisDiffConfig:
         ldm: the latent DPM stage and, inside it, the autoencoder (``ldm.autoencoder.kind`` "vq" or "kl").
         dpm: the pixel-space DPM of image space.
         stage_seed: seed of the stage(s) (independent of the run seed, so every run seed shares them).
+        frozen_weights: "online" (the stage's non-EMA weights, as the reference loads them) or "ema".
         num_factors: N (6 in every released config; EncDiff says 20, UNVERIFIED).
         factor_dim: k, dims per factor (32).
         encoder_channels: d of Encoder4 (128).
@@ -97,6 +101,7 @@ class DisDiffConfig:
     ldm: LatentDPMConfig = field(default_factory=LatentDPMConfig)
     dpm: DPMConfig = field(default_factory=DPMConfig)
     stage_seed: int = 0
+    frozen_weights: str = "online"
     num_factors: int = 6
     factor_dim: int = 32
     encoder_channels: int = 128
@@ -217,7 +222,7 @@ def _presets() -> dict[str, object]:
     # smoke: 16×16 images, f = 4 -> 4×4 latents, tiny networks, 10 steps per stage.
     smoke_train = TrainConfig(steps=10, batch_size=8, lr=1e-3, log_every=5, ckpt_every=10)
     smoke_ae = AutoencoderConfig(channels=8, channel_mult=(1, 2, 2), num_res_blocks=1, codebook_size=64,
-                                 num_groups=4, train=smoke_train)
+                                 num_groups=4, mid_attention=False, train=smoke_train)
     smoke_ldm = LatentDPMConfig(autoencoder=smoke_ae, unet=UNetConfig(
         in_channels=3, out_channels=3, resolution=4, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
         attention_resolutions=(), num_groups=4, dropout=0.0), sample_steps=5, train=smoke_train)
@@ -226,14 +231,17 @@ def _presets() -> dict[str, object]:
     # quick (CPU laptop, not a paper setting): 32×32 images -> 8×8×3 VQ latents; small autoencoder and latent UNet,
     # Encoder4 with d = 32 (128 in the paper: the factor metrics encode ~10^5 images), N = 6 × k = 32 as the paper.
     quick_ae = AutoencoderConfig(channels=16, channel_mult=(1, 2, 2), num_res_blocks=1, codebook_size=512,
-                                 num_groups=8, train=TrainConfig(steps=1500, batch_size=16, lr=1e-3, betas=(0.5, 0.9),
-                                                                 amp=False, log_every=100, ckpt_every=500))
+                                 num_groups=8, mid_attention=False,
+                                 train=TrainConfig(steps=1500, batch_size=16, lr=1e-3, betas=(0.5, 0.9), amp=False,
+                                                   log_every=100, ckpt_every=500))
     quick_ldm = LatentDPMConfig(autoencoder=quick_ae, unet=UNetConfig(
         in_channels=3, out_channels=3, resolution=8, base_channels=32, channel_mult=(1, 2), num_res_blocks=1,
         attention_resolutions=(4,), num_groups=8, num_heads=4, dropout=0.0), sample_steps=20,
         train=TrainConfig(steps=2000, batch_size=32, lr=1e-3, ema_decay=0.995, grad_clip=1.0, amp=False,
                           log_every=100, ckpt_every=500))
-    quick = DisDiffConfig(ldm=quick_ldm, dpm=_pdae_dpm("quick"), encoder_channels=32, sample_steps=20)
+    # The quick stages train a few thousand steps with a short EMA; quick freezes the EMA weights (benchbench choice).
+    quick = DisDiffConfig(ldm=quick_ldm, dpm=_pdae_dpm("quick"), encoder_channels=32, sample_steps=20,
+                          frozen_weights="ema")
     quick_train = TrainConfig(steps=800, batch_size=16, lr=1e-3, weight_decay=0.01, ema_decay=0.99, grad_clip=1.0,
                               warmup_steps=50, amp=False, log_every=50, ckpt_every=400)
     # paper: the reference's <ds>-vq-4-16(-dis) configs (methods.md §6): autoencoder ch 32 (1, 2, 4), 2 blocks, VQ 3 ×
@@ -245,10 +253,13 @@ def _presets() -> dict[str, object]:
                               warmup_steps=10_000, amp=False, log_every=1000, ckpt_every=10_000)
     paper_model = DisDiffConfig(dpm=_pdae_dpm("paper"), sample_steps=200)
     paper = Preset(paper_model, paper_train)
+    # CelebA: the reference's loader (ldm/data/dis.py Celebarain = CelebAlmdb with split None, crop_d2c, do_augment
+    # False) reads every image of the LMDB and never flips.
+    celeba = Preset(paper_model, paper_train, data=(("split", "all"), ("flip", False)))
     return {
         "smoke": Preset(smoke, smoke_train, data=(("resolution", 16),)),
         "quick": Preset(quick, quick_train, data=(("resolution", 32),)),
-        "paper": {"default": paper, "shapes3d": paper, "celeba": paper,
+        "paper": {"default": paper, "shapes3d": paper, "celeba": celeba,
                   "mpi3d": Preset(replace(paper_model, dis_weight=0.01), paper_train)},
     }
 
@@ -261,6 +272,8 @@ def _check(cfg: DisDiffConfig, spec: DataSpec) -> None:
     is built (registered as the method's ``check``)."""
     if cfg.space not in ("latent", "image"):
         raise ConfigError(f"disdiff: model.space must be 'latent' or 'image', got {cfg.space!r}")
+    if cfg.frozen_weights not in ("online", "ema"):
+        raise ConfigError(f"disdiff: model.frozen_weights must be 'online' or 'ema', got {cfg.frozen_weights!r}")
     if cfg.dis_loss_type not in ("Z", "IM"):
         raise ConfigError(f"disdiff: model.dis_loss_type must be 'Z' or 'IM', got {cfg.dis_loss_type!r}")
     if cfg.num_factors < 2 or cfg.factor_dim < 1:
@@ -304,7 +317,7 @@ class DisDiff(Method):
         if not stages or key not in stages:
             raise ConfigError(f"disdiff in {cfg.space} space needs the {key!r} stage (benchbench run builds it first)")
         frozen: LatentDPM | DPM = LatentDPM(cfg.ldm, spec) if cfg.space == "latent" else DPM(cfg.dpm, spec)
-        frozen.load_state_dict(stages[key].load_state())
+        frozen.load_state_dict(stages[key].load_state(online=cfg.frozen_weights == "online"))
         self.frozen = frozen.requires_grad_(False).eval()
         self.schedule: Schedule = frozen.schedule
         unet = frozen.unet
