@@ -8,6 +8,7 @@ optionally, ``reconstruct`` and ``traverse``. Images are float tensors in [-1, 1
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,16 @@ class Method(nn.Module):
     # Optional: ``code_postprocess(codes [M, D]) -> transform`` (a staticmethod or a method), fitted by the evaluator on
     # codes of a seeded dataset sample; ``transform(codes [N, D]) -> [N, D']`` is applied to every code the
     # factor metrics see (TAD and ``benchbench score`` see raw ``encode`` output). See ``standardize_codes``.
+
+    def protocol(self) -> dict[str, str]:
+        """How this instance samples, inverts and generates: {"sampler": ..., "inversion": ..., "generator": ...},
+        short human-readable values recorded with every number (methods without a sampler return {})."""
+        return {}
+
+    def deviations(self) -> list[str]:
+        """Remaining deviations of this instance's config (``cfg``, ``spec.family``) from the paper setting, one
+        short line each ([] when there are none or the method has no paper)."""
+        return []
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters the optimiser updates (frozen pre-trained parts excluded)."""
@@ -93,6 +104,37 @@ class CodeMoments(nn.Module):
         evals, evecs = torch.linalg.eigh(0.5 * (cov + cov.T))
         lower = (evecs * evals.clamp_min(0).sqrt()).float().to(self.mean.device)
         return self.mean + randn((n, len(self.mean)), generator, device=self.mean.device) @ lower.T
+
+
+def config_differences(ours: Any, paper: Any) -> str | None:
+    """One line naming the fields where the model config ``ours`` differs from ``paper`` (same dataclass), e.g.
+    "z_dim 16 (paper 512), sample_steps 10 (paper 20), unet (9 fields)"; None when they are equal."""
+    if ours == paper:
+        return None
+    parts = []
+    for f in fields(ours):
+        a, b = getattr(ours, f.name), getattr(paper, f.name)
+        if a == b:
+            continue
+        if is_dataclass(a) and is_dataclass(b) and type(a) is type(b):
+            n = sum(1 for g in fields(a) if getattr(a, g.name) != getattr(b, g.name))
+            parts.append(f"{f.name} ({n} field{'s' if n != 1 else ''})")
+        else:
+            parts.append(f"{f.name} {a!r} (paper {b!r})")
+    return "model config differs from the paper preset: " + ", ".join(parts)
+
+
+def paper_differences(presets: dict[str, Any], cfg: Any, family: str, method: str) -> list[str]:
+    """``config_differences`` of ``cfg`` against ``presets["paper"]`` for ``family`` ([] if equal or none)."""
+    from benchbench.config import select_preset
+    from benchbench.errors import ConfigError
+
+    try:
+        paper = select_preset(presets, "paper", family, method).model
+    except ConfigError:
+        return []
+    line = config_differences(cfg, paper) if type(paper) is type(cfg) else None
+    return [line] if line else []
 
 
 def randn(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor | None = None,

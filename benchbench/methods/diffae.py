@@ -38,7 +38,7 @@ from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
 from benchbench.diffusion import EpsFn, Schedule
 from benchbench.errors import ConfigError
-from benchbench.method import Method, randn, standardize_codes
+from benchbench.method import Method, paper_differences, randn, standardize_codes
 from benchbench.nets.unet import SemanticEncoder, SemanticEncoderConfig, UNet, UNetConfig
 from benchbench.registry import register_method
 
@@ -269,6 +269,29 @@ class DiffAE(Method):
         zs[:, :, dim] = values[:, None]
         out = self.decode(x_T.repeat(v, 1, 1, 1), zs.flatten(0, 1))  # value-major, as the reshape below
         return out.view(v, n, *x.shape[1:])
+
+    def protocol(self) -> dict[str, str]:
+        """Sampler, inversion and generator of this instance (recorded with every number)."""
+        k, clip = self.cfg.sample_steps, "x0 clipped to [-1,1] each step" if self.cfg.clip_denoised else "no clipping"
+        grid = ddim.diffae_grid(self.schedule, k)
+        return {
+            "sampler": f"DDIM K={k} (Diff-AE space_timesteps ddim{k}: {ddim.describe(grid)}), eta=0, {clip}",
+            "inversion": f"DDIM reverse K={k} (ddim_reverse_sample_loop): x0 at ab_0, same t, last step to ab = 0, "
+                         f"{clip}",
+            "generator": "z_sem ~ Gaussian fitted to training codes (stand-in for the latent DDIM), x_T ~ N(0, I), "
+                         "then the sampler",
+        }
+
+    def deviations(self) -> list[str]:
+        """What still differs from Diff-AE's CelebA-64 autoencoder for this instance."""
+        out = ["generation draws z_sem from a Gaussian fitted to training codes, not the paper's latent DDIM "
+               "(Sec. 4): samples and FID are not the paper's"]
+        if self.spec.family != "celeba":
+            out.append(f"Diff-AE has no run on {self.spec.family or self.spec.name}: the CelebA-64 setting is reused "
+                       f"(benchbench choice)")
+        if not self.cfg.clip_denoised:
+            out.append("x0 is not clipped in the sampler (Diff-AE clips it every step)")
+        return out + paper_differences(PRESETS, self.cfg, self.spec.family, "diffae")
 
     def latent_prior(self) -> tuple[Tensor, Tensor]:
         """(mu [D], L [D, D]) with L L^T = Sigma of the Gaussian z_sem prior (float64, CPU; eigh for PSD safety)."""

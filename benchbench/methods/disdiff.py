@@ -65,7 +65,7 @@ from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
 from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
-from benchbench.method import CodeMoments, Method, randn
+from benchbench.method import CodeMoments, Method, paper_differences, randn
 from benchbench.methods.dpm import DPM, DPMConfig, ddpm_request
 from benchbench.methods.ldm import AutoencoderConfig, LatentDPM, LatentDPMConfig, ldm_request
 from benchbench.methods.pdae import PRESETS as PDAE_PRESETS
@@ -470,6 +470,36 @@ class DisDiff(Method):
         zs = z.repeat(v, 1)
         zs[:, dim] = values.to(zs).repeat_interleave(n)
         return self.decode(y_T.repeat(v, 1, 1, 1), zs).view(v, n, *x.shape[1:])
+
+    def protocol(self) -> dict[str, str]:
+        """Sampler, inversion, generator and frozen weights of this instance (recorded with every number)."""
+        k = self.cfg.sample_steps
+        grid = ddim.ldm_grid(self.schedule, k)
+        return {
+            "sampler": f"LDM DDIM K={k} (make_ddim_timesteps uniform + 1: {ddim.describe(grid)}), eta={self.cfg.eta:g}"
+                       f", no clipping, eps - sqrt(1 - ab_t) sum_c G_c",
+            "inversion": f"none in the reference; ours (figures): deterministic DDIM inversion on the same grid "
+                         f"({ddim.describe(ddim.ldm_grid(self.schedule, k, invert=True))}), decoded with eta = 0",
+            "generator": "z ~ Gaussian fitted to training codes (benchbench stand-in; the reference samples with codes "
+                         "of encoded images), y_T ~ N(0, I), the sampler, then D",
+            "frozen": f"{self.cfg.space}-space DPM stage, "
+                      f"{'non-EMA (load_ema_ckpt quirk)' if self.cfg.frozen_weights == 'online' else 'EMA'} weights",
+        }
+
+    def deviations(self) -> list[str]:
+        """What still differs from DisDiff's configs for this instance."""
+        out = ["G's EMA has no (1 + n) / (10 + n) decay warm-up (the shared loop's EMA is plain)",
+               "training lengths are UNVERIFIED benchbench choices (no stopping criterion in the configs)"]
+        if self.cfg.space == "latent":
+            out.insert(0, "the first-stage autoencoder trains with L1 + its VQ/KL term only: no LPIPS or patch-GAN "
+                          "(their pre-trained weights cannot be downloaded)")
+        else:
+            out.insert(0, "image space is not in the reference (latent space only): the frozen model is PDAE's DPM")
+        if self.cfg.frozen_weights == "ema":
+            out.append("the frozen model uses the stage's EMA weights; the reference freezes the non-EMA ones")
+        if self.spec.family not in ("shapes3d", "mpi3d", "celeba"):
+            out.append(f"DisDiff has no config for {self.spec.family or self.spec.name}: the Shapes3D one is reused")
+        return out + paper_differences(PRESETS, self.cfg, self.spec.family, "disdiff")
 
     @torch.no_grad()
     def factor_traversals(self, x: Tensor, codes: Tensor, num_values: int) -> Tensor:

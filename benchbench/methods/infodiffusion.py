@@ -52,7 +52,7 @@ from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
 from benchbench.diffusion import EpsFn, Schedule
 from benchbench.errors import ConfigError
-from benchbench.method import Method, randn, standardize_codes
+from benchbench.method import Method, paper_differences, randn, standardize_codes
 from benchbench.nets.unet import SemanticEncoder, SemanticEncoderConfig, UNet, UNetConfig
 from benchbench.registry import register_method
 
@@ -304,6 +304,39 @@ class InfoDiffusion(Method):
     def invert(self, x: Tensor, a: Tensor) -> Tensor:
         """x_T [N, C, H, W]: deterministic inversion of x given a [N, a_dim] (``reverse_sampling`` or DDIM)."""
         return ddim.invert(self._eps_fn(a), x, self._grid(invert=True))
+
+    def protocol(self) -> dict[str, str]:
+        """Sampler, inversion and generator of this instance (recorded with every number)."""
+        if self.cfg.sampler == "official":
+            sampler = (f"InfoDiffusion's loop (sampling.py): all {self.schedule.num_steps} steps, network at t with x "
+                       f"at ab_(t-1) (reference quirk), eta={OFFICIAL_ETA:g}, last step to ab = 1, no clipping")
+            inversion = (f"reverse_sampling: {ddim.describe(self._grid(invert=True))}, conditioned on a (the "
+                         f"reference passes no code)")
+        else:
+            k = self.cfg.sample_steps
+            sampler = f"DDIM K={k} (benchbench; Diff-AE stride: {ddim.describe(self._grid())}), eta=0, no clipping"
+            inversion = f"DDIM reverse K={k}, last step to ab = 0, no clipping"
+        return {"sampler": sampler, "inversion": inversion,
+                "generator": "a ~ N(0, I) (the MMD prior), x_T ~ N(0, I), then the sampler"}
+
+    def deviations(self) -> list[str]:
+        """What still differs from InfoDiffusion's CelebA setting for this instance."""
+        out = ["generation draws a from N(0, I); the reference's FID draws it from a latent DDPM on a",
+               "the a_dim behind each published number is UNVERIFIED (the README trains with 32, evaluates with 256)"]
+        if self.cfg.encoder_kind == "conv":
+            out.append("the encoder is Diff-AE's semantic encoder (CPU preset), not InfoDiffusion's UNet encoder")
+        else:
+            out.append("the encoder UNet carries a time modulation at t = 0 (the reference's has no time input): "
+                       "the same function class")
+        if self.cfg.unet.block_layout != "infodiffusion_dev":
+            out.append("the decoder uses benchbench's one-stage block, not the dev branch's four-conv AuxResBlock")
+        if self.cfg.sampler != "official":
+            out.append("the sampler is benchbench's DDIM, not the reference's 1000-step eta = 0.01 loop")
+        if self.spec.family != "celeba":
+            out.append(f"InfoDiffusion's code trains on no {self.spec.family or self.spec.name} loader: the CelebA "
+                       f"setting is reused (benchbench choice; the setting behind any published number there is "
+                       f"UNVERIFIED)")
+        return out + paper_differences(PRESETS, self.cfg, self.spec.family, "infodiffusion")
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:

@@ -41,7 +41,7 @@ from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
 from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
-from benchbench.method import CodeMoments, Method, randn
+from benchbench.method import CodeMoments, Method, paper_differences, randn
 from benchbench.methods.dpm import DPM, DPMConfig, ddpm_request
 from benchbench.nets.attention import AttentionBlock, group_norm
 from benchbench.nets.unet import UNetConfig, UNetDecoder
@@ -292,6 +292,30 @@ class PDAE(Method):
         zs = z.repeat(v, 1)
         zs[:, dim] = values.to(zs).repeat_interleave(n)
         return self._decode(x_T.repeat(v, 1, 1, 1), zs).view(v, n, *x.shape[1:])
+
+    def protocol(self) -> dict[str, str]:
+        """Sampler, inversion and generator of this instance (recorded with every number)."""
+        k = self.cfg.sample_steps
+        clip = "x0 clipped to [-1,1] each step" if self.cfg.clip_denoised else "no clipping"
+        return {
+            "sampler": f"PDAE DDIM K={k} (map = int(linspace(0, {self.schedule.num_steps - 1}, K + 1)): "
+                       f"{ddim.describe(self._grid())}), eta=0, {clip}, eps - sqrt(1 - ab_t) G",
+            "inversion": f"PDAE DDIM encode K={k}: {ddim.describe(self._grid(invert=True))}, {clip}",
+            "generator": f"z ~ Gaussian fitted to training codes (stand-in for PDAE's latent DPM), x_T ~ N(0, I), the "
+                         f"sampler with the shift on t >= {self.shift_start()} (stop_percent "
+                         f"{self.cfg.sample_stop_percent:g})",
+        }
+
+    def deviations(self) -> list[str]:
+        """What still differs from PDAE's CelebA-64 setting for this instance."""
+        out = ["PDAE's pre-trained DPM config is our choice (Diff-AE's CelebA-64 UNet): the official one is not public",
+               "generation draws z from a Gaussian fitted to training codes, not PDAE's latent DPM: FID is not the "
+               "paper's",
+               "training lengths are UNVERIFIED benchbench choices (500k DPM steps, 500k PDAE steps at batch 128)"]
+        if self.spec.family != "celeba":
+            out.append(f"PDAE has no run on {self.spec.family or self.spec.name}: the CelebA-64 setting is reused "
+                       f"(benchbench choice)")
+        return out + paper_differences(PRESETS, self.cfg, self.spec.family, "pdae")
 
     def pmg_model(self) -> tuple[Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]], Schedule]:
         """(predict, schedule) for the posterior-mean-gap metric: predict(x_t, t, x0) -> (eps_theta, eps_hat),
