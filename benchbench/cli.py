@@ -221,6 +221,8 @@ def score(codes: Path, factors: Path | None, attributes: Path | None, metrics: s
         scalars = {k: v for k, v in r["extras"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         extra = "  ".join(f"{k}={v:.4g}" for k, v in scalars.items())
         click.echo(f"{name:<14} {r['value']:.4f}  {extra}".rstrip())
+        for fold in r["extras"].get("folds", []):  # cross-validated protocols (tad.protocol=infodiffusion)
+            click.echo(f"  fold {fold['fold']}: {fold.get('tad', 0):.4f}  attrs={fold.get('attrs')}")
 
 
 @cli.command(name="stages")

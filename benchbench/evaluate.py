@@ -68,7 +68,8 @@ def select_metrics(
                 )
             continue
         check = entry.meta.get("unavailable")
-        reason = check(getattr(cfg, entry.meta.get("settings_key", name))) if check else None
+        settings = metric_settings(entry, cfg)  # an unknown protocol fails here, before training
+        reason = check(settings) if check else None
         if reason is not None:
             if cfg.metrics:
                 raise BenchbenchError(f"metric {name!r} cannot run: {reason}")
@@ -157,7 +158,7 @@ def evaluate(
             source.transform = fit(source.represent(data.index_to_factors(idx)))
     for name in names:
         entry = metrics.get(name)
-        settings = getattr(cfg, entry.meta.get("settings_key", name))
+        settings = metric_settings(entry, cfg)
         t0 = time.perf_counter()
         needs = entry.meta.get("needs")
         if needs == "codes+factors":
@@ -165,7 +166,8 @@ def evaluate(
         elif needs == "images":
             res = _image_metric(entry, model, data, settings, cfg.seed, device)
         elif needs == "codes+attributes":
-            idx = data.split("test")[: settings.num_images]  # datasets.md §4: first test-split images
+            # The metric's protocol picks the rows (TAD: first test-split images by default; datasets.md §4).
+            idx = entry.meta["rows"](settings, data.split, len(data))
             codes = encode_images(model.encode, data, idx, cfg.encode_batch, device)
             res = entry.obj(codes, data.attributes(idx), data.spec.attr_names, settings, cfg.seed)
         elif needs == "diffusion":
@@ -187,6 +189,14 @@ def evaluate(
         }
         log(f"  {name}: {res.value:.4f} ({time.perf_counter() - t0:.1f} s)")
     return results
+
+
+def metric_settings(entry: Entry, cfg: EvalConfig) -> Any:
+    """The settings a metric runs with: its group of ``cfg``, resolved by the metric's protocol where it has one
+    (e.g. ``tad.protocol=infodiffusion`` fixes the exact AUROC); these effective settings are what is stored."""
+    settings = getattr(cfg, entry.meta.get("settings_key", entry.name))
+    resolve = entry.meta.get("resolve")
+    return resolve(settings) if resolve is not None else settings
 
 
 def plain(obj: Any) -> Any:

@@ -33,6 +33,7 @@ from scipy.stats import rankdata
 from benchbench.errors import ConfigError, MetricInputError
 from benchbench.metrics.base import MetricResult
 from benchbench.metrics.settings import TADSettings
+from benchbench.metrics.tad_protocols import evaluation_rows, get_protocol, kfold_tad, resolve_settings
 from benchbench.registry import register_metric
 
 # Threshold step of each grid variant (NashAE ``calculate_auroc(stepsize=0.01)``; DisDiff uses 0.1).
@@ -275,10 +276,15 @@ def tad(
 def tad_from_arrays(codes: np.ndarray, attributes: np.ndarray, settings: TADSettings, seed: int) -> MetricResult:
     """TAD on arrays given directly (``benchbench score --attributes``); attributes named attr0, attr1, ...
 
+    The rows are the evaluation set as given, except under ``protocol=infodiffusion``, which scores the first
+    ``num_images`` rows (the official ``a[:10000]``; give train-split codes in dataset order).
+
     Returns:
         the same :class:`MetricResult` as :func:`tad_metric`.
     """
     k = np.shape(attributes)[1] if np.ndim(attributes) == 2 else 0
+    if get_protocol(settings.protocol).folds:
+        codes, attributes = np.asarray(codes)[: settings.num_images], np.asarray(attributes)[: settings.num_images]
     return tad_metric(codes, attributes, tuple(f"attr{i}" for i in range(k)), settings, seed)
 
 
@@ -289,22 +295,32 @@ def tad_from_arrays(codes: np.ndarray, attributes: np.ndarray, settings: TADSett
     settings_key="tad",
     label="TAD",
     arrays=tad_from_arrays,
+    resolve=resolve_settings,
+    rows=evaluation_rows,
 )
 def tad_metric(
     codes: np.ndarray, attributes: np.ndarray, attr_names: tuple[str, ...], settings: TADSettings, seed: int
 ) -> MetricResult:
-    """Registered wrapper: TAD of the evaluation set the evaluator picked (every row, no randomness).
+    """Registered wrapper: TAD of the evaluation set the evaluator picked, under ``settings.protocol``.
 
     Args:
-        codes: [N, D] codes of the evaluation images.
+        codes: [N, D] codes of the evaluation images (the rows ``tad_protocols.evaluation_rows`` chose).
         attributes: [N, K] binary attributes of the same images.
         attr_names: K attribute names.
-        settings: variant and thresholds (``num_images`` is the evaluator's business).
-        seed: unused (TAD draws nothing); accepted for the common metric signature.
+        settings: protocol, variant and thresholds (``num_images`` is the evaluator's business).
+        seed: unused (TAD draws nothing; the folds have their own fixed seed); accepted for the common signature.
     Returns:
-        value = TAD; extras: attrs (int), variant, attributes (the per-attribute detail, with names).
+        value = TAD (the mean over folds for a cross-validated protocol); extras: attrs, variant, protocol and
+        either ``attributes`` (the per-attribute detail, one pass) or tad_std, attrs_std and ``folds``
+        (per-fold TAD, ATTRS and kept attributes).
     """
     del seed
+    settings = resolve_settings(settings)
+    proto = get_protocol(settings.protocol)
+    if proto.folds:
+        out = kfold_tad(codes, attributes, settings, attr_names, proto.folds)
+        return MetricResult(out.pop("tad"), {**out, "variant": settings.variant, "protocol": proto.name,
+                                             "rows": int(np.shape(codes)[0])})
     out = tad(
         codes,
         attributes,
@@ -313,9 +329,8 @@ def tad_metric(
         redundancy_threshold=settings.redundancy_threshold,
         attr_names=attr_names,
     )
-    return MetricResult(
-        out["tad"], {"attrs": out["attrs"], "variant": settings.variant, "attributes": out["per_attribute"]}
-    )
+    return MetricResult(out["tad"], {"attrs": out["attrs"], "variant": settings.variant, "protocol": proto.name,
+                                     "rows": int(np.shape(codes)[0]), "attributes": out["per_attribute"]})
 
 
 def _check_variant(variant: str) -> None:
