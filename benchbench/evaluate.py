@@ -187,6 +187,8 @@ def evaluate(
             "needs": entry.meta.get("needs"),
             "seconds": round(time.perf_counter() - t0, 2),
         }
+        if needs == "codes+factors":  # what the factor metrics saw (benchbench.method.CODE_RULES), with each number
+            results[name]["code_rule"] = getattr(model, "code_rule", "raw")
         log(f"  {name}: {res.value:.4f} ({time.perf_counter() - t0:.1f} s)")
     return results
 
