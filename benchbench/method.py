@@ -120,9 +120,9 @@ def randn(shape: tuple[int, ...], generator: torch.Generator | None, like: Tenso
 # reduction, DisDiff's per-factor PCA). Why: FactorVAE's 0.05 prune threshold is absolute and the BetaVAE score's
 # logistic regression is L2-regularised, so both depend on a code's scale; a diffusion encoder has no prior that pins
 # that scale (a VAE's KL pins it near N(0, I)), so raw codes would be pruned or regularised by an arbitrary encoder
-# scale. The other factor metrics are invariant to a per-dim affine map (MIG and modularity bin each dim over its own
-# range; DCI's trees and SAP's thresholds are order-based), and TAD's exact AUROC is too. VAEs keep disentanglement_lib's
-# raw posterior means (its ``mean`` representation), as every published VAE number was computed.
+# scale. The other factor metrics are invariant to a per-dim affine map (MIG and modularity bin each dim over its
+# own range; DCI's trees and SAP's thresholds are order-based), and TAD's exact AUROC is too. VAEs keep
+# disentanglement_lib's raw posterior means (its ``mean`` representation), as every published VAE number was computed.
 CODE_RULES = {
     "raw": "raw encode() output (VAEs: the posterior mean, disentanglement_lib's 'mean' representation)",
     "standardized": "z-normalised per dim with the mean/std of eval.postprocess_fit dataset codes (diffusion rule)",

@@ -442,8 +442,12 @@ def build_report(out: Path, fmt: str = "latex", write: bool = True, paper: bool 
     if fmt == "csv":
         return render_csv(df, paper)
     render, suffix = (render_latex, ".tex") if fmt == "latex" else (render_markdown, ".md")
+    from benchbench.report_notes import deviation_notes
+
     parts = []
+    deviations = deviation_notes(out)  # each run's recorded deviations from the paper setting, as table notes
     for table in _tables(df, paper):
+        table.notes += deviations.get(table.dataset, [])
         text = render(table)
         if write:
             store.atomic_write_bytes(out / "tables" / f"{table.dataset}{suffix}", text.encode())

@@ -7,8 +7,10 @@ Kept apart from :mod:`benchbench.report` (aggregation and rendering); it reads o
 from __future__ import annotations
 
 import json
+from collections import Counter
+from pathlib import Path
 
-from benchbench import published, registry
+from benchbench import published, registry, store
 from benchbench.report import Column, Table
 
 
@@ -51,3 +53,25 @@ def paired_protocol_notes(table: Table, entries: list[published.Reported], colum
         notes.append(text)
     return notes
 
+
+
+def deviation_notes(out: Path) -> dict[str, list[str]]:
+    """{dataset: notes}: one note per row group (method, preset, config hash) listing the deviations from the paper
+    setting its runs recorded (``result.json`` "deviations", first seen order over seeds). Row labels follow the
+    table's: ``method`` alone, or ``method (preset, hash)`` where a method has several groups on a dataset."""
+    groups: dict[str, dict[tuple[str, str, str], list[str]]] = {}
+    for entry in store.iter_runs(out):
+        rec = entry.record
+        if entry.status != "complete" or not rec.get("deviations"):
+            continue
+        key = (str(rec.get("method")), str(rec.get("preset")), str(rec.get("config_hash")))
+        lines = groups.setdefault(str(rec.get("dataset")), {}).setdefault(key, [])
+        lines += [str(d) for d in rec["deviations"] if str(d) not in lines and "synthetic look-alike" not in str(d)]
+    notes: dict[str, list[str]] = {}
+    for dataset, by_group in sorted(groups.items()):
+        per_method = Counter(method for method, _, _ in by_group)
+        for (method, preset, cfg_hash), lines in sorted(by_group.items()):
+            if lines:
+                label = f"{method} ({preset}, {cfg_hash})" if per_method[method] > 1 else method
+                notes.setdefault(dataset, []).append(f"Deviations from the paper setting, {label}: {'; '.join(lines)}.")
+    return notes

@@ -110,3 +110,18 @@ def test_cli_report_paper_flag(tmp_path: Path, invoke) -> None:
     assert code == 0
     assert "| *DisDiff (reported)* | published | n/a | 0.617 ± 0.070 |" in out
     assert "| difference disdiff - reported | quick | 1 | +0.183 |" in out
+
+
+def test_recorded_deviations_become_table_notes(tmp_path: Path) -> None:
+    from benchbench import store
+
+    for seed in (0, 1):
+        d = _run(tmp_path, "betavae", seed, {"mig": 0.3})
+        record = store.read_json(d / "result.json")
+        record["deviations"] = ["shapes3d-synth: synthetic look-alike data, never comparable with published numbers",
+                                "β=4 is benchbench's choice", *(["seed-only line"] if seed else [])]
+        store.atomic_write_json(d / "result.json", record)
+    md = report.build_report(tmp_path, "markdown", write=False)
+    assert "- Deviations from the paper setting, betavae: β=4 is benchbench's choice; seed-only line." in md
+    latex = report.build_report(tmp_path, write=False)
+    assert "Deviations from the paper setting, betavae" in latex
