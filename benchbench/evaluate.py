@@ -58,6 +58,8 @@ def select_metrics(
     """
     chosen: list[str] = []
     skipped: dict[str, str] = {}
+    for entry in metrics:  # every metric's protocol is checked (a typo fails before training, applicable or not)
+        metric_settings(entry, cfg)
     for name in cfg.metrics or [e.name for e in metrics]:
         entry = metrics.get(name)
         if not applies(entry, spec, method_cls):
@@ -172,9 +174,8 @@ def evaluate(
             res = entry.obj(codes, data.attributes(idx), data.spec.attr_names, settings, cfg.seed)
         elif needs == "diffusion":
             predict, schedule = model.pmg_model()
-            idx = np.random.default_rng(cfg.seed).choice(len(data), size=min(settings.num_images, len(data)),
-                                                         replace=False)
-            x0 = to_model_input(data.images(np.sort(idx))).to(device)
+            idx = entry.meta["draw"](settings, cfg.seed, len(data))  # the metric's protocol draws the images
+            x0 = to_model_input(data.images(idx)).to(device)
             res = entry.obj(predict, schedule, x0, settings, cfg.seed, out_dir)
         else:
             raise ConfigError(f"metric {name!r} needs {needs!r}, which the evaluator does not know")
