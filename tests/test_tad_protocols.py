@@ -108,3 +108,28 @@ def test_score_cli_prints_folds(tmp_path) -> None:
     assert tad_out["settings"]["protocol"] == "infodiffusion" and tad_out["settings"]["variant"] == "exact"
     text = CliRunner().invoke(cli, args)
     assert text.exit_code == 0 and "fold 4" in text.output
+
+
+def test_evaluator_scores_the_protocol_rows() -> None:
+    """The evaluator takes the rows from the protocol: infodiffusion = first train-split images, 5 folds."""
+    import torch
+
+    from benchbench.datasets.base import DataConfig, to_model_input
+    from benchbench.datasets.celeba_synth import CelebASynth
+    from benchbench.evaluate import evaluate
+    from benchbench.metrics.settings import EvalConfig
+
+    class Pixels(torch.nn.Module):
+        def encode(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1)[:, ::7][:, :6]
+
+    data = CelebASynth(DataConfig(resolution=8, size=600))
+    cfg = EvalConfig(tad=TADSettings(protocol="infodiffusion", num_images=100))
+    out = evaluate(Pixels(), data, cfg, ["tad"], torch.device("cpu"), log=lambda s: None)["tad"]
+    assert out["settings"]["protocol"] == "infodiffusion" and out["extras"]["rows"] == 100
+    assert [f["rows"] for f in out["extras"]["folds"]] == [80] * 5
+    idx = data.split("train")[:100]
+    codes = Pixels().encode(to_model_input(data.images(idx))).numpy()
+    direct = kfold_tad(codes.astype(np.float64), data.attributes(idx), resolve_settings(cfg.tad),
+                       list(data.spec.attr_names))
+    assert out["value"] == pytest.approx(direct["tad"], abs=1e-6)
