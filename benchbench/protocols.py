@@ -55,8 +55,8 @@ def metric_deviations(cfg: EvalConfig, names: list[str], code_rule: str, preset:
     if "tad" in names:
         tad = resolve_settings(cfg.tad)
         if tad.protocol == "benchbench":
-            lines.append("TAD under benchbench's protocol (first test-split images, one pass); published CelebA TADs "
-                         "used infodiffusion or disdiff (--set eval.tad.protocol=...)")
+            lines.append("TAD under benchbench's protocol (first test-split images, one pass), while published CelebA "
+                         "TADs used infodiffusion or disdiff (--set eval.tad.protocol=...)")
         elif tad.protocol == "infodiffusion":
             lines.append("TAD codes of unflipped images (InfoDiffusion saved latents of randomly flipped train images)")
             if tad.num_images != PAPER_TAD_IMAGES:

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchbench import published, registry, store
+from benchbench.metrics.tad_protocols import get_protocol
 from benchbench.report import Column, Table
 
 
@@ -45,6 +46,9 @@ def paired_protocol_notes(table: Table, entries: list[published.Reported], colum
         text = (f"{metric} of {labels} (published) sits beside our {metric} computed under the {proto!r} "
                 f"protocol (eval.{users[0].metric}.{published.PROTOCOL_KEYS[users[0].metric]}={proto}), which "
                 f"reproduces the paper's protocol {caveat}.")
+        if users[0].metric == "tad" and get_protocol(proto).folds:
+            text += (f" The published ± is the std over its {get_protocol(proto).folds} folds, ours is over seeds "
+                     "(each run stores its per-fold values and their std).")
         if not published.exact_protocol(users[0]):
             text += " Cells marked * compare numbers whose protocols differ in that respect."
         if not any(col in row.cells for row in table.rows if row.kind == "run"):
