@@ -133,3 +133,31 @@ def test_evaluator_scores_the_protocol_rows() -> None:
     direct = kfold_tad(codes.astype(np.float64), data.attributes(idx), resolve_settings(cfg.tad),
                        list(data.spec.attr_names))
     assert out["value"] == pytest.approx(direct["tad"], abs=1e-6)
+
+
+# Official DisDiff value: ThomasMrY/DisDiff (commit c3ba0c7) ae_utils_exp.aurocs (stepsize 0.1, 0.2 range rule;
+# ``.cuda()`` removed) per attribute on the raw float32 codes of case40() below, then the TAD block of
+# eval_celeba_func.py's main (aurs_diffs, the label mutual information, filt = AUROC >= 0.75 and entropy-reduction
+# <= 0.2), run outside the repo. The reference computes in float32 torch.
+OFFICIAL_DISDIFF_TAD = 6.733569622039795
+OFFICIAL_DISDIFF_KEPT = [4, 5, 6, 7, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 32, 33,
+                         34, 36, 37, 38, 39]
+
+
+def case40() -> tuple[np.ndarray, np.ndarray]:
+    """1,000 float32 codes [N, 8] (dim 3 has range < 0.2: AUROC 0.5 under the grid rule) and 40 attributes (DisDiff's
+    code hard-codes 40), attribute a driven by dim a % 8 with growing noise and shifted thresholds."""
+    rng = np.random.default_rng(5)
+    n, d = 1000, 8
+    z = rng.standard_normal((n, d))
+    scales = np.array([2.0, 0.5, 1.0, 0.02, 3.0, 1.0, 0.3, 1.5])
+    cols = [z[:, a % d] + (0.3 + 0.05 * a) * rng.standard_normal(n) > 0.1 * (a % 5) for a in range(40)]
+    return (z * scales).astype(np.float32), np.stack(cols, 1).astype(np.int64)
+
+
+def test_disdiff_protocol_matches_official_disdiff_tad() -> None:
+    codes, attrs = case40()
+    res = tad_from_arrays(codes, attrs, TADSettings(protocol="disdiff"), 0)
+    assert res.value == pytest.approx(OFFICIAL_DISDIFF_TAD, abs=1e-5)  # float32 sums in the official
+    assert [a["index"] for a in res.extras["attributes"] if a["kept"]] == OFFICIAL_DISDIFF_KEPT
+    assert all(a["best_dim"] != 3 for a in res.extras["attributes"])  # the narrow dim never wins

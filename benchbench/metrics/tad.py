@@ -16,7 +16,8 @@ isjakewong/InfoDiffusion (``eval_disentanglement.py``). This module re-implement
 AUROC variants: ``exact`` (rank form of the Mann-Whitney statistic, ties count 1/2; equals
 ``roc_auc_score``), ``nashae`` (101 thresholds, step 0.01) and ``disdiff`` (11 thresholds, step 0.1).
 The grid variants are biased upward and give dims whose range is at most 0.2 an AUROC of 0.5, so the
-three give different numbers; the variant is stored beside every TAD value. Which rows are scored and how codes
+three give different numbers; they run in float32, as the reference's torch code (pinned against DisDiff's
+``ae_utils_exp.aurocs`` in tests/test_tad_protocols.py); the variant is stored beside every TAD value. Which rows are scored and how codes
 are prepared (one pass on test images, InfoDiffusion's 5-fold protocol, DisDiff's raw codes) is the protocol's
 business: ``benchbench.metrics.tad_protocols`` (``eval.tad.protocol``), stored beside every value too.
 """
@@ -111,10 +112,14 @@ def _grid_auroc(
     """
     n, d = codes.shape
     k = attributes.shape[1]
-    grid = np.arange(0.0, 1.0001, step)  # [T]
+    # float32 throughout, as the reference's torch code: its codes, min/max, range test and thresholds
+    # thr = t * (max - min) + min are float32 (t from torch.arange, computed in double and rounded), so a threshold
+    # can round past the extreme code; float64 here would move such a code across it (up to 1 / P in TPR).
+    grid = np.arange(0.0, 1.0001, step).astype(np.float32)  # [T]
     num_t = len(grid)
+    codes = codes.astype(np.float32)
     lo, hi = codes.min(axis=0), codes.max(axis=0)
-    wide = np.flatnonzero(hi - lo > MIN_GRID_RANGE)
+    wide = np.flatnonzero(hi - lo > np.float32(MIN_GRID_RANGE))
     u = np.full((k, d), 0.5)
     weights = np.column_stack([np.ones(n), attributes])  # [N, 1 + K]: every code, then each attribute's
     block = max(1, _GRID_BLOCK_CELLS // n)
@@ -122,7 +127,7 @@ def _grid_auroc(
         dims = wide[start : start + block]
         bucket = np.empty((n, dims.size), dtype=np.int64)
         for b, j in enumerate(dims):
-            bucket[:, b] = np.searchsorted(lo[j] + grid * (hi[j] - lo[j]), codes[:, j], side="right")
+            bucket[:, b] = np.searchsorted(grid * (hi[j] - lo[j]) + lo[j], codes[:, j], side="right")
         bucket += (num_t + 1) * np.arange(dims.size)  # row of (dim b, bucket g) in the count matrix
         indicator = sparse.csc_matrix(  # [(T + 1) B, N]: column i has a 1 in each dim's bucket of row i
             (np.ones(bucket.size), bucket.ravel(), np.arange(0, bucket.size + 1, dims.size)),
