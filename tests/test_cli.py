@@ -76,6 +76,10 @@ def test_run_then_report(results: Path, invoke) -> None:
     assert record["metrics"]["mig"]["code_rule"] == "raw"
     assert any(d.startswith("β=4 is benchbench's choice") for d in record["deviations"])
     assert any("synthetic look-alike" in d for d in record["deviations"])
+    described = json.loads(invoke(["describe", "--method", "betavae", "--dataset", "shapes3d-synth", "--preset",
+                                   "smoke", "--json"])[1])
+    assert (described["protocol"], described["deviations"]) == (record["protocol"], record["deviations"])
+    assert described["config_hash"] == record["config_hash"]
     config = json.loads(next(results.rglob("config.json")).read_text())
     assert config["config"]["train"]["steps"] == 20 and config["seed"] == 0
     code, out, _ = invoke(["report", "--out", str(results), "--format", "csv"])

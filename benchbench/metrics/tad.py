@@ -16,10 +16,11 @@ isjakewong/InfoDiffusion (``eval_disentanglement.py``). This module re-implement
 AUROC variants: ``exact`` (rank form of the Mann-Whitney statistic, ties count 1/2; equals
 ``roc_auc_score``), ``nashae`` (101 thresholds, step 0.01) and ``disdiff`` (11 thresholds, step 0.1).
 The grid variants are biased upward and give dims whose range is at most 0.2 an AUROC of 0.5, so the
-three give different numbers; they run in float32, as the reference's torch code (pinned against DisDiff's
-``ae_utils_exp.aurocs`` in tests/test_tad_protocols.py); the variant is stored beside every TAD value. Which rows are scored and how codes
-are prepared (one pass on test images, InfoDiffusion's 5-fold protocol, DisDiff's raw codes) is the protocol's
-business: ``benchbench.metrics.tad_protocols`` (``eval.tad.protocol``), stored beside every value too.
+three give different numbers; the grid variants run in float32, as the reference's torch code (pinned against
+DisDiff's ``ae_utils_exp.aurocs`` in tests/test_tad_protocols.py). The variant is stored beside every TAD value.
+Which rows are scored and how codes are prepared (one pass on test images, InfoDiffusion's 5-fold protocol,
+DisDiff's raw codes) is the protocol's business: ``benchbench.metrics.tad_protocols`` (``eval.tad.protocol``),
+stored beside every value too.
 """
 
 from __future__ import annotations
