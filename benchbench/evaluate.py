@@ -70,8 +70,7 @@ def select_metrics(
                 )
             continue
         check = entry.meta.get("unavailable")
-        settings = metric_settings(entry, cfg)  # an unknown protocol fails here, before training
-        reason = check(settings) if check else None
+        reason = check(metric_settings(entry, cfg)) if check else None
         if reason is not None:
             if cfg.metrics:
                 raise BenchbenchError(f"metric {name!r} cannot run: {reason}")
@@ -168,13 +167,16 @@ def evaluate(
         elif needs == "images":
             res = _image_metric(entry, model, data, settings, cfg.seed, device)
         elif needs == "codes+attributes":
-            # The metric's protocol picks the rows (TAD: first test-split images by default; datasets.md §4).
-            idx = entry.meta["rows"](settings, data.split, len(data))
+            # The metric's protocol picks the rows (default, datasets.md §4: the first test-split images).
+            rows = entry.meta.get("rows") or (lambda st, split, size: split("test")[: st.num_images])
+            idx = rows(settings, data.split, len(data))
             codes = encode_images(model.encode, data, idx, cfg.encode_batch, device)
             res = entry.obj(codes, data.attributes(idx), data.spec.attr_names, settings, cfg.seed)
         elif needs == "diffusion":
             predict, schedule = model.pmg_model()
-            idx = entry.meta["draw"](settings, cfg.seed, len(data))  # the metric's protocol draws the images
+            draw = entry.meta.get("draw") or (lambda st, seed, size: np.sort(np.random.default_rng(seed).choice(
+                size, size=min(st.num_images, size), replace=False)))
+            idx = draw(settings, cfg.seed, len(data))  # the metric's protocol draws the images
             x0 = to_model_input(data.images(idx)).to(device)
             res = entry.obj(predict, schedule, x0, settings, cfg.seed, out_dir)
         else:
