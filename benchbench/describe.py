@@ -20,6 +20,7 @@ from benchbench import protocols, stages
 from benchbench.config import config_hash, resolve, to_dict
 from benchbench.datasets.base import DataConfig, DataSpec
 from benchbench.evaluate import select_metrics
+from benchbench.method import Method
 from benchbench.registry import datasets, methods
 
 
@@ -64,20 +65,31 @@ def build(method: str, cfg: Any, spec: DataSpec, device: str = "meta") -> torch.
         return entry.obj(cfg.model, spec)
 
 
+def _counts(name: str, module: torch.nn.Module) -> dict[str, Any]:
+    params = list(module.parameters())
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    return {"module": name, "trainable": trainable, "frozen": sum(p.numel() for p in params) - trainable}
+
+
 def parameter_table(model: torch.nn.Module) -> list[dict[str, Any]]:
-    """One row per top-level module: {"module", "trainable", "frozen"} parameter counts, then a "total" row."""
+    """One row per top-level module: {"module", "trainable", "frozen"} parameter counts, then a "total" row. A module
+    that is itself a model (a stage such as PDAE's frozen DPM or DisDiff's latent DPM) is followed by one row per
+    child ("frozen.unet"); those rows are details and do not enter the total."""
     rows = []
     for name, child in model.named_children():
-        params = list(child.parameters())
-        if params:
-            trainable = sum(p.numel() for p in params if p.requires_grad)
-            rows.append({"module": name, "trainable": trainable, "frozen": sum(p.numel() for p in params) - trainable})
+        if next(child.parameters(), None) is None:
+            continue
+        rows.append(_counts(name, child))
+        if isinstance(child, Method):
+            rows += [{**_counts(f"{name}.{sub}", grandchild), "detail": True}
+                     for sub, grandchild in child.named_children() if next(grandchild.parameters(), None) is not None]
     own = [p for n, p in model.named_parameters(recurse=True) if "." not in n]  # parameters set on the model itself
     if own:
         trainable = sum(p.numel() for p in own if p.requires_grad)
         rows.append({"module": "(own)", "trainable": trainable, "frozen": sum(p.numel() for p in own) - trainable})
-    rows.append({"module": "total", "trainable": sum(r["trainable"] for r in rows),
-                 "frozen": sum(r["frozen"] for r in rows)})
+    top = [r for r in rows if not r.get("detail")]
+    rows.append({"module": "total", "trainable": sum(r["trainable"] for r in top),
+                 "frozen": sum(r["frozen"] for r in top)})
     return rows
 
 
@@ -130,5 +142,6 @@ def render(info: dict[str, Any]) -> str:
     lines += [f"  skipped {name}: {reason}" for name, reason in info["skipped"].items()]
     lines += ["", "Deviations from the paper setting:"] + [f"  - {d}" for d in info["deviations"] or ["none recorded"]]
     lines += ["", f"Modules (built on the {info['built_on']}):", f"  {'module':<24}{'trainable':>15}{'frozen':>15}"]
-    lines += [f"  {r['module']:<24}{r['trainable']:>15,}{r['frozen']:>15,}" for r in info["modules"]]
+    lines += [f"  {'  ' * bool(r.get('detail'))}{r['module']:<{24 - 2 * bool(r.get('detail'))}}{r['trainable']:>15,}"
+              f"{r['frozen']:>15,}" for r in info["modules"]]
     return "\n".join(lines)

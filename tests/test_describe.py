@@ -12,7 +12,7 @@ from benchbench.errors import BenchbenchError
 
 
 def _modules(info: dict) -> dict[str, tuple[int, int]]:
-    return {r["module"]: (r["trainable"], r["frozen"]) for r in info["modules"]}
+    return {r["module"]: (r["trainable"], r["frozen"]) for r in info["modules"] if not r.get("detail")}
 
 
 def test_pdae_paper_on_celeba_without_files() -> None:
@@ -28,6 +28,9 @@ def test_pdae_paper_on_celeba_without_files() -> None:
     assert info["protocol"]["metric.tad"].startswith("benchbench:")
     assert any("eval.tad.protocol" in d for d in info["deviations"])
     assert info["built_on"].startswith("meta")
+    detail = {r["module"]: r["frozen"] for r in info["modules"] if r.get("detail")}
+    assert sum(detail.values()) == mods["dpm"][1] and "dpm.unet" in detail  # the stage's parts, not in the total
+    assert "  dpm.unet" in render(info)
 
 
 def test_overrides_reach_config_protocol_and_deviations() -> None:
