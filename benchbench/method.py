@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -49,15 +49,17 @@ class Method(nn.Module):
     # Optional: ``code_postprocess(codes [M, D]) -> transform`` (a staticmethod or a method), fitted by the evaluator on
     # codes of a seeded dataset sample; ``transform(codes [N, D]) -> [N, D']`` is applied to every code the
     # factor metrics see (TAD and ``benchbench score`` see raw ``encode`` output). See ``standardize_codes``.
+    # ``code_rule`` says in words what the factor metrics see; it is recorded with every number (CODE_RULES).
+    code_rule: ClassVar[str] = "raw"
 
     def protocol(self) -> dict[str, str]:
-        """How this instance samples, inverts and generates: {"sampler": ..., "inversion": ..., "generator": ...},
-        short human-readable values recorded with every number (methods without a sampler return {})."""
+        """How this method's numbers are produced beyond its config, one short description per part (e.g.
+        ``{"sampler": ..., "inversion": ..., "generator": ...}``); recorded in ``result.json`` and shown by
+        ``benchbench describe``. Metric protocols come from the eval config, not from here."""
         return {}
 
     def deviations(self) -> list[str]:
-        """Remaining deviations of this instance's config (``cfg``, ``spec.family``) from the paper setting, one
-        short line each ([] when there are none or the method has no paper)."""
+        """The deviations from the paper setting that remain in this configuration, one short line each."""
         return []
 
     def trainable_parameters(self) -> list[nn.Parameter]:
@@ -145,6 +147,22 @@ def randn(shape: tuple[int, ...], generator: torch.Generator | None, like: Tenso
     return noise.to(target) if target is not None else noise
 
 
+# What the factor metrics (FactorVAE, MIG, DCI, SAP, modularity, BetaVAE score) see, per kind of method. One rule for
+# all diffusion methods: their codes are z-normalised per dim with dataset statistics (after the method's own published
+# reduction, DisDiff's per-factor PCA). Why: FactorVAE's 0.05 prune threshold is absolute and the BetaVAE score's
+# logistic regression is L2-regularised, so both depend on a code's scale; a diffusion encoder has no prior that pins
+# that scale (a VAE's KL pins it near N(0, I)), so raw codes would be pruned or regularised by an arbitrary encoder
+# scale. The other factor metrics are invariant to a per-dim affine map (MIG and modularity bin each dim over its
+# own range; DCI's trees and SAP's thresholds are order-based), and TAD's exact AUROC is too. VAEs keep
+# disentanglement_lib's raw posterior means (its ``mean`` representation), as every published VAE number was computed.
+CODE_RULES = {
+    "raw": "raw encode() output (VAEs: the posterior mean, disentanglement_lib's 'mean' representation)",
+    "standardized": "z-normalised per dim with the mean/std of eval.postprocess_fit dataset codes (diffusion rule)",
+    "pca+standardized": "per-factor PCA(1) scores (DisDiff's evaluation), then z-normalised per dim with the "
+                        "statistics of eval.postprocess_fit dataset codes (diffusion rule)",
+}
+
+
 def standardize_codes(codes: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """Fit per-dim z-normalisation on codes [M, D]; the transform maps codes [N, D] to (z - mean) / std.
 
@@ -157,3 +175,11 @@ def standardize_codes(codes: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     std = codes.std(axis=0)
     std = np.where(std > 0, std, 1.0)
     return lambda z: (z - mean) / std
+
+
+def then_standardize(transform: Callable[[np.ndarray], np.ndarray], codes: np.ndarray
+                     ) -> Callable[[np.ndarray], np.ndarray]:
+    """``transform`` (a method's own reduction, fitted already) followed by ``standardize_codes`` fitted on
+    ``transform(codes)``: the diffusion code rule after a reduction (DisDiff's per-factor PCA)."""
+    scale = standardize_codes(transform(codes))
+    return lambda z: scale(transform(z))

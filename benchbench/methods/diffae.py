@@ -236,6 +236,7 @@ class DiffAE(Method):
     # do (``manipulate_znormalize``, methods.md §4): raw z_sem of a small model can sit entirely under
     # FactorVAE's absolute 0.05 std prune threshold. TAD and ``benchbench score`` see raw z_sem.
     code_postprocess = staticmethod(standardize_codes)
+    code_rule = "standardized"  # the diffusion code rule (benchbench.method.CODE_RULES)
 
     def encode(self, x: Tensor) -> Tensor:
         """The metrics' representation [N, z_dim] of x [N, C, H, W]: raw z_sem."""

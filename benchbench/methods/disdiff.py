@@ -65,7 +65,7 @@ from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
 from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
-from benchbench.method import CodeMoments, Method, paper_differences, randn
+from benchbench.method import CodeMoments, Method, paper_differences, randn, then_standardize
 from benchbench.methods.dpm import DPM, DPMConfig, ddpm_request
 from benchbench.methods.ldm import AutoencoderConfig, LatentDPM, LatentDPMConfig, ldm_request
 from benchbench.methods.pdae import PRESETS as PDAE_PRESETS
@@ -418,9 +418,12 @@ class DisDiff(Method):
         """The raw code z = E(x) [N, num_factors · factor_dim] (TAD's input; factor metrics see PCA scores)."""
         return self.encoder(x)
 
+    code_rule = "pca+standardized"
+
     def code_postprocess(self, codes: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        """Per-factor PCA(1) fitted on dataset codes [M, N · k] -> transform to [n, N] scores (methods.md §6.6)."""
-        return factor_pca(codes, self.cfg.num_factors)
+        """Per-factor PCA(1) fitted on dataset codes [M, N · k] -> [n, N] scores (methods.md §6.6), then the diffusion
+        code rule (``benchbench.method.CODE_RULES``): the scores z-normalised with the same codes' statistics."""
+        return then_standardize(factor_pca(codes, self.cfg.num_factors), codes)
 
     # Sampling and figures.
 

@@ -276,6 +276,7 @@ class InfoDiffusion(Method):
     # The factor metrics see a standardised per dimension with dataset statistics, as InfoDiffusion's own
     # evaluation standardises its codes (methods.md §7); TAD's AUROC is unchanged by it.
     code_postprocess = staticmethod(standardize_codes)
+    code_rule = "standardized"  # the diffusion code rule (benchbench.method.CODE_RULES)
 
     def encode(self, x: Tensor) -> Tensor:
         """The representation [N, a_dim] of x [N, C, H, W]: a (mu in the KL variant)."""

@@ -41,7 +41,7 @@ from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
 from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
-from benchbench.method import CodeMoments, Method, paper_differences, randn
+from benchbench.method import CodeMoments, Method, paper_differences, randn, standardize_codes
 from benchbench.methods.dpm import DPM, DPMConfig, ddpm_request
 from benchbench.nets.attention import AttentionBlock, group_norm
 from benchbench.nets.unet import UNetConfig, UNetDecoder
@@ -255,6 +255,10 @@ class PDAE(Method):
         with torch.no_grad():
             base = (noise.float() - pair.eps.float()).square().flatten(1).mean(1).mean()
         return {"loss": (self.weights[t] * per).mean(), "mse": per.mean().detach(), "mse_pretrained": base}
+
+    # The diffusion code rule (benchbench.method.CODE_RULES): the factor metrics see z z-normalised per dim.
+    code_postprocess = staticmethod(standardize_codes)
+    code_rule = "standardized"
 
     def encode(self, x: Tensor) -> Tensor:
         """z = E_phi(x) [N, z_dim] for x [N, C, H, W] (the EMA encoder after training)."""
