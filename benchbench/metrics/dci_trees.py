@@ -8,17 +8,23 @@ is what makes DCI take hours on 512-d codes.
 
 This module grows the *same* trees for a fraction of that: every code dim is sorted once and cut into
 at most 256 quantile bins whose edges lie between distinct values, and per node a histogram (sum of
-gradients, sum of their positive parts, count per bin) gives the exact gain of every split at a bin
-edge. A split inside a bin can only win if an upper bound on its gain beats the best gain found so
-far: with ``S_l`` bounded by the bin's positive and negative gradient mass and ``n_l`` by the bin's
-count, the proxy ``S_l^2 / n_l + (S - S_l)^2 / (n - n_l)`` (sklearn's ``proxy_impurity_improvement``)
-is at most ``max over S_l of S_l^2 / n_l,min + (S - S_l)^2 / (n - n_l,max)``. Only such bins are
-rescanned, row by row in sorted order, so the chosen split is sklearn's best split up to floating-point
-rounding and tie-breaking (sklearn draws the feature order at random; here the lowest dim, then the
-lowest threshold wins; ``dci.py`` shares the gain of dims that order the rows identically). The only
-other known difference: sklearn compares consecutive values *within a node* against the 1e-7
-threshold, here values closer than that to a neighbour anywhere in the training set are never split
-apart (float32 codes almost never are).
+gradients, of their squares and of their positive parts, and the count, per bin) gives the exact gain
+of every split at a bin edge. A split inside a bin can only win if an upper bound on its gain reaches
+the best gain found so far. Writing sklearn's ``proxy_impurity_improvement`` as
+``S_l^2 / n_l + S_r^2 / n_r = S^2 / n + n d^2 / (n_l n_r)`` with ``d = S_l - n_l mu``, moving the bin's
+first m rows left changes d by ``sum_{i<=m} (g_i - mu)``, which is bounded by the bin's positive and
+negative gradient mass and, by Cauchy-Schwarz, by ``sqrt((c - 1) sum_bin (g_i - mu)^2)``; ``n_l n_r``
+is smallest at an end of the bin (``_interior_bound``). Only bins whose bound reaches the best gain are
+rescanned, row by row in sorted order, so the chosen split is sklearn's best split up to
+floating-point rounding and tie-breaking: like sklearn's splitter, every node visits the dims in a
+fresh random order and the first dim (then the lowest threshold) with the best gain wins, but the
+random stream is not sklearn's. Random tie-breaking matters: many noise dims can isolate the same
+rows of a small node, and always taking the lowest dim would concentrate their importance. One other
+known difference: sklearn compares consecutive values *within a node* against the 1e-7 threshold;
+here values closer than that to a neighbour anywhere in the training set are never split apart
+(float32 codes almost never are).
+
+The kernels are compiled by numba on first use (about 10-20 CPU s) and cached beside this file.
 
 Tree layout: heap order (node i has children 2i+1 and 2i+2), depth 3, so at most 15 nodes; ``is_split``
 marks internal nodes, rows go left when ``x[feature] <= threshold`` (threshold = midpoint of the two
@@ -30,13 +36,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from benchbench.metrics.dci_split import FEATURE_THRESHOLD, best_split, build_hist, subtract_hist
+
 NUM_BINS = 256  # histogram bins per code dim (bins stored as uint8)
 MAX_DEPTH = 3  # GradientBoostingClassifier's default max_depth
 _NODES = 2 ** (MAX_DEPTH + 1) - 1  # 15 heap slots
 _INTERNAL = 2**MAX_DEPTH - 1  # 7 nodes that may split
-_FEATURE_THRESHOLD = np.float32(1e-7)  # sklearn/tree/_partitioner.pxd
 _EPSILON = float(np.finfo(np.float64).eps)  # sklearn/tree/_tree.pyx: impurity <= EPSILON is a leaf
-_REL_SLACK = 1e-9  # a bin is rescanned when its bound is within this (relative) of the best gain
 
 
 def prepare(x_train: np.ndarray, num_bins: int = NUM_BINS) -> tuple[np.ndarray, ...]:
@@ -71,191 +77,13 @@ def _make_bins(xs, order, num_bins):  # pragma: no cover - compiled
         bin_start[f, 0] = 0
         next_cut = n / num_bins
         for p in range(n):
-            if p > 0 and p >= next_cut and b < num_bins - 1 and xs[f, p] > xs[f, p - 1] + _FEATURE_THRESHOLD:
+            if p > 0 and p >= next_cut and b < num_bins - 1 and xs[f, p] > xs[f, p - 1] + FEATURE_THRESHOLD:
                 b += 1
                 bin_start[f, b] = p
                 next_cut = p + (n - p) / (num_bins - b)
             bins[f, order[f, p]] = b
         nbins[f] = b + 1
     return bins, bin_start, nbins
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _proxy(sl, nl, s, n, recip):  # pragma: no cover - compiled
-    """sklearn's proxy_impurity_improvement S_l^2 / n_l + S_r^2 / n_r (recip[k] = 1 / k)."""
-    sr = s - sl
-    return sl * sl * recip[nl] + sr * sr * recip[n - nl]
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _interior_bound(sl, nl, sb, pb, qb, c, s, n):  # pragma: no cover - compiled
-    """Upper bound of the proxy of any split strictly inside one bin of a node.
-
-    Args: left prefix (gradient sum sl, count nl) before the bin; the bin's gradient sum sb, positive
-    part pb, sum of squares qb and count c >= 2; the node's sum s and count n.
-
-    The proxy equals ``S^2 / n + n d^2 / (n_l n_r)`` with ``d = S_l - n_l mu`` (mu = s / n). Moving the
-    bin's first m rows left (1 <= m <= c - 1) adds ``delta = sum_{i<=m} (g_i - mu)`` to
-    ``d0 = sl - nl mu``; delta is bounded by the bin's positive and negative gradient mass and, by
-    Cauchy-Schwarz, by ``sqrt((c - 1) sum (g_i - mu)^2)``; ``n_l n_r`` (concave in n_l) is smallest at
-    an end of its range.
-    """
-    mu = s / n
-    d0 = sl - nl * mu
-    neg = sb - pb
-    if mu >= 0.0:
-        hi = pb - mu
-        lo = neg - (c - 1) * mu
-    else:
-        hi = pb - (c - 1) * mu
-        lo = neg - mu
-    spread = qb - 2.0 * mu * sb + c * mu * mu
-    r = np.sqrt((c - 1) * (max(spread, 0.0) + 1e-12 * (qb + c * mu * mu)))
-    hi = min(hi, r)
-    lo = max(lo, -r)
-    dev = max(abs(d0 + lo), abs(d0 + hi))
-    a = (nl + 1) * (n - nl - 1)
-    z = (nl + c - 1) * (n - nl - c + 1)
-    return s * s / n + n * dev * dev / min(a, z)
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _cut(best):  # pragma: no cover - compiled
-    """Bounds at or above this may hide a better (or tied) split: best minus a relative slack for rounding."""
-    return best - _REL_SLACK * abs(best) if best > -np.inf else -np.inf
-
-
-@numba.njit(cache=True, nogil=True)
-def _build_hist(hsum, hsq, hpack, slot, rows, lo, hi, bins, g, pos_scale, count_unit):  # pragma: no cover - compiled
-    """Histograms of rows[lo:hi] per (dim, bin): hsum = sum of g, hsq = sum of g^2,
-    hpack = count * count_unit + ceil(g+ * pos_scale).
-
-    Packing the count and the (rounded-up) positive gradient mass into one int64 keeps two
-    accumulators per row and dim; both unpack exactly (the positive mass is only used in bounds).
-    """
-    num_dims = bins.shape[0]
-    hsum[slot] = 0.0
-    hsq[slot] = 0.0
-    hpack[slot] = 0
-    m = hi - lo
-    gn = np.empty(m)
-    g2 = np.empty(m)
-    gp = np.empty(m, np.int64)
-    idx = np.empty(m, np.int64)
-    for i in range(m):
-        r = rows[lo + i]
-        idx[i] = r
-        gn[i] = g[r]
-        g2[i] = g[r] * g[r]
-        gp[i] = count_unit + np.int64(np.ceil(max(g[r], 0.0) * pos_scale))
-    for f in range(num_dims):
-        hs = hsum[slot, f]
-        hq = hsq[slot, f]
-        hp = hpack[slot, f]
-        bf = bins[f]
-        for i in range(m):
-            b = bf[idx[i]]
-            hs[b] += gn[i]
-            hq[b] += g2[i]
-            hp[b] += gp[i]
-
-
-@numba.njit(cache=True, nogil=True)
-def _subtract(hsum, hsq, hpack, out, parent, child):  # pragma: no cover - compiled
-    """Sibling histograms: hist[out] = hist[parent] - hist[child]."""
-    a, p, c = hsum[out].ravel(), hsum[parent].ravel(), hsum[child].ravel()
-    for i in range(a.shape[0]):
-        a[i] = p[i] - c[i]
-    a, p, c = hsq[out].ravel(), hsq[parent].ravel(), hsq[child].ravel()
-    for i in range(a.shape[0]):
-        a[i] = p[i] - c[i]
-    ai, pi, ci = hpack[out].ravel(), hpack[parent].ravel(), hpack[child].ravel()
-    for i in range(ai.shape[0]):
-        ai[i] = pi[i] - ci[i]
-
-
-@numba.njit(cache=True, nogil=True)
-def _best_split(hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale,
-                count_unit, perm, rank):  # pragma: no cover - compiled
-    """Best split of node ``nid`` (n rows, gradient sum s): (proxy gain, dim, kind, bin or threshold).
-
-    dim is -1 if no split is valid. kind 0: split at the upper edge of bin ``b`` (returned as float);
-    kind 1: inside a bin at ``threshold``. Ties go to the dim visited first in the node's random order
-    ``perm`` (``rank`` = position in it), then to the lowest threshold, as in sklearn's splitter.
-    """
-    num_dims, num_rows = xs.shape
-    mask = count_unit - 1
-    best = -np.inf
-    best_f = -1
-    best_kind = 0
-    best_val = 0.0
-    best_key = np.int64(-1)
-    # pass 1: every bin edge (exact gains from the histogram) and, per dim, the largest interior bound
-    dim_bound = np.full(num_dims, -np.inf)
-    for f in perm:
-        hs = hsum[nid, f]
-        hq = hsq[nid, f]
-        hp = hpack[nid, f]
-        sl = 0.0
-        nl = 0
-        top = -np.inf
-        for b in range(nbins[f]):
-            c = hp[b] // count_unit
-            if c == 0:
-                continue
-            if c >= 2:
-                top = max(top, _interior_bound(sl, nl, hs[b], (hp[b] & mask) / pos_scale, hq[b], c, s, n))
-            sl += hs[b]
-            nl += c
-            if nl < n:
-                gain = _proxy(sl, nl, s, n, recip)
-                if gain > best:
-                    best = gain
-                    best_f = f
-                    best_kind = 0
-                    best_val = b
-                    best_key = rank[f] * (num_rows + 1) + bin_start[f, b + 1]
-        dim_bound[f] = top
-    # pass 2: rescan the bins whose interior might hold a better (or tied, earlier) split, most
-    # promising dims first so that the best gain rises early and prunes the rest
-    for f in np.argsort(-dim_bound):
-        if dim_bound[f] < _cut(best):
-            break
-        hs = hsum[nid, f]
-        hq = hsq[nid, f]
-        hp = hpack[nid, f]
-        sl = 0.0
-        nl = 0
-        for b in range(nbins[f]):
-            c = hp[b] // count_unit
-            if c == 0:
-                continue
-            if c >= 2 and _interior_bound(
-                sl, nl, hs[b], (hp[b] & mask) / pos_scale, hq[b], c, s, n
-            ) >= _cut(best):
-                acc = 0.0
-                m = 0
-                prev = np.float32(0.0)
-                for p in range(bin_start[f, b], bin_start[f, b + 1]):
-                    r = order[f, p]
-                    if node_of[r] != nid:
-                        continue
-                    v = xs[f, p]
-                    if m > 0 and v > prev + _FEATURE_THRESHOLD:
-                        gain = _proxy(sl + acc, nl + m, s, n, recip)
-                        key = rank[f] * (num_rows + 1) + p
-                        if gain > best or (gain == best and key < best_key):
-                            best = gain
-                            best_f = f
-                            best_kind = 1
-                            best_val = np.float64(prev) / 2.0 + np.float64(v) / 2.0
-                            best_key = key
-                    acc += g[r]
-                    m += 1
-                    prev = v
-            sl += hs[b]
-            nl += c
-    return best, best_f, best_kind, best_val
 
 
 @numba.njit(cache=True, nogil=True)
@@ -286,7 +114,7 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
     end[:] = -1
     start[0] = 0
     end[0] = num_rows
-    _build_hist(hsum, hsq, hpack, 0, rows, 0, num_rows, bins, g, pos_scale, count_unit)
+    build_hist(hsum, hsq, hpack, 0, rows, 0, num_rows, bins, g, pos_scale, count_unit)
     for nid in range(_INTERNAL):
         lo, hi = start[nid], end[nid]
         if lo < 0:
@@ -303,7 +131,7 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
         if sq / n - (s / n) ** 2 <= _EPSILON:
             continue
         _shuffle(perm, rank, state)  # sklearn visits the dims of every node in a fresh random order
-        best, f, kind, val = _best_split(
+        best, f, kind, val = best_split(
             hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale, count_unit,
             perm, rank,
         )
@@ -345,8 +173,8 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
         start[left], end[left], start[right], end[right] = lo, k, k, hi
         if left < _INTERNAL:  # children may split: histogram of the smaller, the larger by subtraction
             small, large = (left, right) if k - lo <= hi - k else (right, left)
-            _build_hist(hsum, hsq, hpack, small, rows, start[small], end[small], bins, g, pos_scale, count_unit)
-            _subtract(hsum, hsq, hpack, large, nid, small)
+            build_hist(hsum, hsq, hpack, small, rows, start[small], end[small], bins, g, pos_scale, count_unit)
+            subtract_hist(hsum, hsq, hpack, large, nid, small)
 
 
 @numba.njit(cache=True, nogil=True)
