@@ -225,12 +225,46 @@ def test_boosted_trees_are_sklearns_on_a_small_case() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 500)
     x = np.hstack([y[:, None] / 3 + 0.3 * rng.normal(size=(500, 1)), rng.normal(size=(500, 3))])
-    _, raw, raw_test = dci_trees.boost(*dci_trees.prepare(x), y, 3, x[:50].astype(np.float32), 100, 0.1, 0)
+    _, raw, raw_test = dci_trees.boost(
+        *dci_trees.prepare(x), y, 3, x[:50].astype(np.float32), 100, 0.1, dci_trees.tree_seeds(0, 300)
+    )
     model = GradientBoostingClassifier(random_state=0).fit(x, y)
     ref = model.decision_function(x)
     center = lambda a: a - a.mean(axis=1, keepdims=True)  # noqa: E731 - sklearn's link centres raw scores
     np.testing.assert_allclose(center(raw), center(ref), atol=1e-10)
     np.testing.assert_allclose(center(raw_test), center(ref[:50]), atol=1e-10)
+
+
+def test_trees_pick_sklearns_dims_including_ties() -> None:
+    """Fed sklearn's gradients, nearly every tree splits on sklearn's dims at sklearn's thresholds: the dim
+    order follows sklearn's splitter stream (random_state 0), so exact ties go the same way."""
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 500)
+    x = np.hstack([y[:, None] / 3 + 0.3 * rng.normal(size=(500, 1)), rng.normal(size=(500, 3))])
+    model = GradientBoostingClassifier(n_estimators=20, random_state=0).fit(x, y)
+    prepared, seeds = dci_trees.prepare(x), dci_trees.tree_seeds(0, 60)
+    raw, same = np.tile(np.log(np.bincount(y) / 500), (500, 1)), 0
+    for r, stage in enumerate(model.staged_decision_function(x)):
+        neg = np.eye(3)[y] - softmax(raw, axis=1)
+        for k in range(3):
+            ours = dci_trees.grow_tree(prepared, neg[:, k], int(seeds[3 * r + k]))
+            t = model.estimators_[r, k].tree_
+            theirs = {}
+
+            def walk(i: int, h: int, t=t, theirs=theirs) -> None:
+                if t.children_left[i] != -1:
+                    theirs[h] = (int(t.feature[i]), round(float(t.threshold[i]), 6))
+                    walk(t.children_left[i], 2 * h + 1)
+                    walk(t.children_right[i], 2 * h + 2)
+
+            walk(0, 0)
+            mine = {h: (int(ours["feature"][h]), round(float(ours["threshold"][h]), 6))
+                    for h in range(7) if ours["is_split"][h]}
+            same += mine == theirs
+        raw = np.asarray(stage)
+    assert same >= 57  # of 60; the rest differ in a near-tie decided by rounding
 
 
 def test_exact_fits_run_longest_first(monkeypatch) -> None:

@@ -23,16 +23,18 @@ Two modes (metrics.md §3, §11), recorded with every number:
   round, one for a binary factor, Newton leaf values) grown by ``dci_trees``: histograms over 128
   quantile bins per code dim give the exact gain of every bin-edge split, and only bins whose interior
   could hold a better split (a bound on the gain says so) are rescanned row by row. The trees are
-  sklearn's best-split trees; what differs is floating-point rounding and which of exactly tied dims
-  wins (both draw a random dim order per node, from different streams; the gain of dims that order
-  the training rows identically is shared equally among them). Random tie-breaking matters: with many
-  noise dims and few rows, small nodes have many dims isolating the same rows, and always taking the
-  lowest dim concentrates their importance (C 0.024 too high on 512-d codes at 500 points). R = total
+  sklearn's best-split trees, and the dims of every node are visited in the order sklearn's splitter
+  draws them from ``random_state`` (its xorshift stream and Fisher-Yates bookkeeping), so exact ties
+  between dims mostly go the same way; what differs is floating-point rounding in near-ties (the gain
+  of dims that order the training rows identically is also shared equally among them). Tie-breaking
+  matters: with many noise dims and few rows, small nodes have many dims isolating the same rows;
+  always taking the lowest dim concentrated their importance (C 0.024 too high on 512-d codes at 500
+  points), and on pure-noise codes D moves by about 0.02 between tie-breaking streams. R = total
   impurity decrease per code dim, normalised per factor to sum 1 (all zeros if no tree split), as
   sklearn computes it.
-  ``benchmarks/bench_dci_agreement.py`` prints the agreement with ``exact``: on the sanity cases and
-  on 10-, 64-, 192- and 512-d codes (disentangled, mixed, rotated, noise) D and C are within 0.01 and
-  informativeness within 0.01; the 10,000 x 512 DCI takes about 100 CPU s instead of about 7,300.
+  ``benchmarks/bench_dci_agreement.py`` prints the agreement with ``exact`` on the sanity cases and on
+  10-, 64-, 192- and 512-d codes (disentangled, mixed, rotated, noise); see its docstring for the
+  sizes checked and the outcome.
   Fast numbers are still labelled with their mode and never averaged or ranked with exact ones.
 
 Exact mode runs the K per-factor fits in threads (sklearn's tree builder releases the GIL), the
@@ -136,11 +138,13 @@ def _fit_factor_fast(
         prepared: ``dci_trees.prepare(x_train)`` (shared by the factors).
         y_train: [N] factor values; x_test: [M, D] float32 codes; y_test: [M] factor values.
         ties: groups of code dims that order the training rows identically (``_tied_dims``).
-        seed: seed of the per-node dim order (exact ties between dims go to the first in it).
+        seed: sklearn's ``random_state``: the trees draw their dim orders as sklearn's do from it.
     """
     classes, y = np.unique(y_train, return_inverse=True)
+    trees = 1 if len(classes) == 2 else len(classes)
     importance, raw, raw_test = dci_trees.boost(
-        *prepared, y.astype(np.int64), len(classes), x_test, _ROUNDS, _LEARNING_RATE, seed
+        *prepared, y.astype(np.int64), len(classes), x_test, _ROUNDS, _LEARNING_RATE,
+        dci_trees.tree_seeds(seed, _ROUNDS * trees),
     )
     for group in ties:
         importance[group] = importance[group].mean()
@@ -198,7 +202,7 @@ def dci(
             from histograms, ties broken differently; never mixed with exact numbers; see the module
             docstring).
         random_state: ``random_state`` of every classifier (the reference leaves it unset); in mode
-            "fast" the seed of the per-node dim order that breaks exact ties.
+            "fast" the same seed of the same dim-order stream (exact ties go where sklearn's go).
         n_jobs: parallel fits (threads, most trees first); None = min(K, ``threads.thread_count()``),
             1 = serial. Results do not depend on it.
     Returns:

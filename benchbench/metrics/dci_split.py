@@ -54,6 +54,31 @@ def _interior_bound(sl, nl, sb, pb, qb, c, s, n):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _rand_r(state):  # pragma: no cover - compiled
+    """sklearn's ``our_rand_r`` (sklearn/utils/_random.pxd): xorshift32 on state[0], result mod 2^31."""
+    x = state[0]
+    if x == 0:
+        x = np.uint64(1)  # DEFAULT_SEED
+    x ^= (x << np.uint64(13)) & np.uint64(0xFFFFFFFF)
+    x ^= x >> np.uint64(17)
+    x ^= (x << np.uint64(5)) & np.uint64(0xFFFFFFFF)
+    state[0] = x
+    return np.int64(x % np.uint64(2147483648))
+
+
+@numba.njit(cache=True, nogil=True)
+def _constant_in_bin(f, b, nid, node_of, order, xs, bin_start):  # pragma: no cover - compiled
+    """Whether the node's values of dim f (all in bin b) span at most FEATURE_THRESHOLD (sklearn: constant)."""
+    lo = np.float32(np.inf)
+    hi = np.float32(-np.inf)
+    for p in range(bin_start[f, b], bin_start[f, b + 1]):
+        if node_of[order[f, p]] == nid:
+            lo = min(lo, xs[f, p])
+            hi = max(hi, xs[f, p])
+    return hi <= lo + FEATURE_THRESHOLD
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _cut(best):  # pragma: no cover - compiled
     """Bounds at or above this may hide a better (or tied) split: best minus a relative slack for rounding."""
     return best - _REL_SLACK * abs(best) if best > -np.inf else -np.inf
@@ -110,12 +135,15 @@ def subtract_hist(hsum, hsq, hpack, out, parent, child):  # pragma: no cover - c
 
 @numba.njit(cache=True, nogil=True)
 def best_split(hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale,
-                count_unit, perm, rank):  # pragma: no cover - compiled
-    """Best split of node ``nid`` (n rows, gradient sum s): (proxy gain, dim, kind, bin or threshold).
+               count_unit, features, constant_features, n_known_constants, state, rank):  # pragma: no cover
+    """Best split of node ``nid`` (n rows, gradient sum s): (proxy gain, dim, kind, bin or threshold, constants).
 
     dim is -1 if no split is valid. kind 0: split at the upper edge of bin ``b`` (returned as float);
-    kind 1: inside a bin at ``threshold``. Ties go to the dim visited first in the node's random order
-    ``perm`` (``rank`` = position in it), then to the lowest threshold, as in sklearn's splitter.
+    kind 1: inside a bin at ``threshold``. The dims are visited in the order of sklearn's splitter
+    (``node_split_best``: a Fisher-Yates draw over ``features`` with its ``rand_int`` stream in
+    ``state``, dims constant in the node set aside in ``constant_features``, both carried from node to
+    node); ties go to the dim visited first, then to the lowest threshold, as there. Returns the
+    number of constant dims the children inherit last.
     """
     num_dims, num_rows = xs.shape
     mask = count_unit - 1
@@ -124,19 +152,36 @@ def best_split(hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nb
     best_kind = 0
     best_val = 0.0
     best_key = np.int64(-1)
-    # pass 1: every bin edge (exact gains from the histogram) and, per dim, the largest interior bound
+    # pass 1, in sklearn's visiting order: every bin edge (exact gains from the histogram) and, per
+    # dim, the largest bound of the splits inside its bins
     dim_bound = np.full(num_dims, -np.inf)
-    for f in perm:
+    f_i = num_dims
+    n_found = 0
+    n_drawn = 0
+    n_total = n_known_constants
+    visited = 0
+    while f_i > n_total:
+        f_j = n_drawn + _rand_r(state) % (f_i - n_found - n_drawn)
+        if f_j < n_known_constants:
+            features[n_drawn], features[f_j] = features[f_j], features[n_drawn]
+            n_drawn += 1
+            continue
+        f_j += n_found
+        f = features[f_j]
         hs = hsum[nid, f]
         hq = hsq[nid, f]
         hp = hpack[nid, f]
         sl = 0.0
         nl = 0
         top = -np.inf
+        filled = 0
+        last = 0
         for b in range(nbins[f]):
             c = hp[b] // count_unit
             if c == 0:
                 continue
+            filled += 1
+            last = b
             if c >= 2:
                 top = max(top, _interior_bound(sl, nl, hs[b], (hp[b] & mask) / pos_scale, hq[b], c, s, n))
             sl += hs[b]
@@ -148,8 +193,21 @@ def best_split(hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nb
                     best_f = f
                     best_kind = 0
                     best_val = b
-                    best_key = rank[f] * (num_rows + 1) + bin_start[f, b + 1]
+                    best_key = visited * (num_rows + 1) + bin_start[f, b + 1]
+        if filled == 1 and _constant_in_bin(f, last, nid, node_of, order, xs, bin_start):
+            features[f_j], features[n_total] = features[n_total], features[f_j]
+            n_found += 1
+            n_total += 1
+            continue
+        f_i -= 1
+        features[f_i], features[f_j] = features[f_j], features[f_i]
         dim_bound[f] = top
+        rank[f] = visited
+        visited += 1
+    for i in range(n_known_constants):  # sklearn's invariant: known constants keep their order
+        features[i] = constant_features[i]
+    for i in range(n_known_constants, n_total):
+        constant_features[i] = features[i]
     # pass 2: rescan the bins whose interior might hold a better (or tied, earlier) split, most
     # promising dims first so that the best gain rises early and prunes the rest
     for f in np.argsort(-dim_bound):
@@ -189,4 +247,4 @@ def best_split(hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nb
                     prev = v
             sl += hs[b]
             nl += c
-    return best, best_f, best_kind, best_val
+    return best, best_f, best_kind, best_val, n_total

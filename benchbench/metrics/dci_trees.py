@@ -16,10 +16,11 @@ first m rows left changes d by ``sum_{i<=m} (g_i - mu)``, which is bounded by th
 negative gradient mass and, by Cauchy-Schwarz, by ``sqrt((c - 1) sum_bin (g_i - mu)^2)``; ``n_l n_r``
 is smallest at an end of the bin (``_interior_bound``). Only bins whose bound reaches the best gain are
 rescanned, row by row in sorted order, so the chosen split is sklearn's best split up to
-floating-point rounding and tie-breaking: like sklearn's splitter, every node visits the dims in a
-fresh random order and the first dim (then the lowest threshold) with the best gain wins, but the
-random stream is not sklearn's. Random tie-breaking matters: many noise dims can isolate the same
-rows of a small node, and always taking the lowest dim would concentrate their importance. One other
+floating-point rounding: every node visits the dims in the order sklearn's splitter draws them (its
+``rand_r`` stream seeded per tree from ``random_state``, its Fisher-Yates and constant-dim
+bookkeeping, nodes split depth first), and the first dim (then the lowest threshold) with the best
+gain wins, as there. Tie-breaking matters: many noise dims can isolate the same rows of a small node,
+and always taking the lowest dim would concentrate their importance. One other
 known difference: sklearn compares consecutive values *within a node* against the 1e-7 threshold;
 here values closer than that to a neighbour anywhere in the training set are never split apart
 (float32 codes almost never are).
@@ -42,6 +43,7 @@ NUM_BINS = 256  # histogram bins per code dim (bins stored as uint8)
 MAX_DEPTH = 3  # GradientBoostingClassifier's default max_depth
 _NODES = 2 ** (MAX_DEPTH + 1) - 1  # 15 heap slots
 _INTERNAL = 2**MAX_DEPTH - 1  # 7 nodes that may split
+_DEPTH_FIRST = np.array([0, 1, 3, 4, 2, 5, 6])  # sklearn's DepthFirstTreeBuilder order of those
 _EPSILON = float(np.finfo(np.float64).eps)  # sklearn/tree/_tree.pyx: impurity <= EPSILON is a leaf
 
 
@@ -87,25 +89,18 @@ def _make_bins(xs, order, num_bins):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _shuffle(perm, rank, state):  # pragma: no cover - compiled
-    """Fisher-Yates shuffle of perm (splitmix64 stream in state[0]); rank[perm[i]] = i."""
-    for i in range(perm.shape[0] - 1, 0, -1):
-        state[0] += np.uint64(0x9E3779B97F4A7C15)
-        z = state[0]
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-        j = np.int64(z % np.uint64(i + 1))
-        perm[i], perm[j] = perm[j], perm[i]
-    for i in range(perm.shape[0]):
-        rank[perm[i]] = i
-
-
-@numba.njit(cache=True, nogil=True)
 def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, recip, pos_scale, count_unit, rows, tmp,
-               node_of, start, end, feature, threshold, is_split, importance, perm, rank, state):  # pragma: no cover
-    """One depth-3 squared-error tree on targets g [N]; fills the node arrays and adds to importance."""
+               node_of, start, end, feature, threshold, is_split, importance, features, constant_features, n_const,
+               rank, state):  # pragma: no cover - compiled
+    """One depth-3 squared-error tree on targets g [N]; fills the node arrays and adds to importance.
+
+    Nodes are split depth first (0, 1, 3, 4, 2, 5, 6), the order of sklearn's DepthFirstTreeBuilder,
+    which carries the splitter's dim array and random stream (state) from node to node.
+    """
     num_rows = g.shape[0]
+    for i in range(features.shape[0]):
+        features[i] = i
+    n_const[0] = 0
     for i in range(num_rows):
         rows[i] = i
         node_of[i] = 0
@@ -115,7 +110,7 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
     start[0] = 0
     end[0] = num_rows
     build_hist(hsum, hsq, hpack, 0, rows, 0, num_rows, bins, g, pos_scale, count_unit)
-    for nid in range(_INTERNAL):
+    for nid in _DEPTH_FIRST:
         lo, hi = start[nid], end[nid]
         if lo < 0:
             continue
@@ -130,10 +125,9 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
             sq += v * v
         if sq / n - (s / n) ** 2 <= _EPSILON:
             continue
-        _shuffle(perm, rank, state)  # sklearn visits the dims of every node in a fresh random order
-        best, f, kind, val = best_split(
+        best, f, kind, val, n_total = best_split(
             hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale, count_unit,
-            perm, rank,
+            features, constant_features, n_const[nid], state, rank,
         )
         if f < 0:
             continue
@@ -156,6 +150,9 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
         feature[nid] = f
         threshold[nid] = thr
         left, right = 2 * nid + 1, 2 * nid + 2
+        if left < _INTERNAL:
+            n_const[left] = n_total
+            n_const[right] = n_total
         k = lo
         j = 0
         for i in range(lo, hi):
@@ -179,7 +176,7 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
 
 @numba.njit(cache=True, nogil=True)
 def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, rounds, learning_rate,
-          seed):  # pragma: no cover - compiled
+          tree_seeds):  # pragma: no cover - compiled
     """sklearn's GradientBoostingClassifier (log loss, defaults) on prepared codes.
 
     Args:
@@ -188,8 +185,8 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
         num_classes: K >= 2 (one tree per round if K == 2, else K).
         x_test: [M, D] float32 codes to score.
         rounds, learning_rate: boosting rounds and shrinkage (100, 0.1 in sklearn).
-        seed: seed of the dim order drawn per node (breaks exact ties between dims, as sklearn's
-            ``random_state`` does; not sklearn's stream, so tied dims are not the same ones).
+        tree_seeds: [rounds * T] uint32 seeds of the trees' splitters, in fitting order (``tree_seeds``
+            gives sklearn's for a ``random_state``), so exact ties between dims go where sklearn's go.
     Returns:
         importance [D] (total impurity decrease per dim, unnormalised), raw [N, T] and raw_test [M, T]
         decision values (T = 1 for K == 2, else K).
@@ -240,9 +237,12 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
     hess = np.empty((num_rows, trees))
     g = np.empty(num_rows)
     prob = np.empty(trees)
-    perm = np.arange(num_dims)
-    rank = np.empty(num_dims, np.int64)
-    state = np.array([np.uint64(seed)], np.uint64)
+    features = np.arange(num_dims)
+    constant_features = np.zeros(num_dims, np.int64)
+    n_const = np.zeros(_INTERNAL, np.int64)
+    rank = np.zeros(num_dims, np.int64)
+    state = np.zeros(1, np.uint64)
+    tree = 0
     for _ in range(rounds):
         for r in range(num_rows):  # gradients at the start of the round, shared by its trees
             if trees == 1:
@@ -264,8 +264,11 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
         for k in range(trees):
             for r in range(num_rows):
                 g[r] = neg[r, k]
+            state[0] = np.uint64(tree_seeds[tree])
+            tree += 1
             _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, recip, pos_scale, count_unit, rows,
-                       tmp, node_of, start, end, feature, threshold, is_split, importance, perm, rank, state)
+                       tmp, node_of, start, end, feature, threshold, is_split, importance, features,
+                       constant_features, n_const, rank, state)
             for nid in range(_NODES):  # Newton step per leaf (sklearn's _update_terminal_regions)
                 lo, hi = start[nid], end[nid]
                 if lo < 0 or is_split[nid]:
@@ -288,7 +291,14 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
     return importance, raw, raw_test
 
 
-def grow_tree(prepared: tuple[np.ndarray, ...], g: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+def tree_seeds(random_state: int, num_trees: int) -> np.ndarray:
+    """The splitter seeds sklearn draws for its trees: ``randint(0, RAND_R_MAX)`` per tree from one
+    ``RandomState(random_state)`` (GradientBoostingClassifier's ``_rng``; sklearn/tree/_splitter.pyx)."""
+    rs = np.random.RandomState(random_state)
+    return np.array([rs.randint(0, 2147483647) for _ in range(num_trees)], dtype=np.uint64)
+
+
+def grow_tree(prepared: tuple[np.ndarray, ...], g: np.ndarray, seed: int = 1) -> dict[str, np.ndarray]:
     """One tree on targets g [N] (for inspection and tests): the heap arrays and the rows of every node.
 
     Returns:
@@ -311,6 +321,7 @@ def grow_tree(prepared: tuple[np.ndarray, ...], g: np.ndarray, seed: int = 0) ->
         np.zeros((_INTERNAL, num_dims, num_bins), np.int64), recip, float(2 ** (63 - 2 * count_bits)),
         np.int64(1) << np.int64(63 - count_bits), out["rows"], np.empty(num_rows, np.int64),
         np.empty(num_rows, np.int8), out["start"], out["end"], out["feature"], out["threshold"], out["is_split"],
-        out["importance"], np.arange(num_dims), np.empty(num_dims, np.int64), np.array([seed], np.uint64),
+        out["importance"], np.arange(num_dims), np.zeros(num_dims, np.int64), np.zeros(_INTERNAL, np.int64),
+        np.zeros(num_dims, np.int64), np.array([seed], np.uint64),
     )
     return out
