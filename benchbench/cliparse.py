@@ -24,7 +24,8 @@ def parse_seeds(text: str | int) -> list[int]:
     if re.fullmatch(r"\d+", text):
         n = int(text)
         if n < 1:
-            raise ConfigError("--seeds must be at least 1 (N means seeds 0..N-1; 3-7 or 0,2,5 list them)")
+            raise ConfigError("--seeds 0: N means seeds 0..N-1, so at least 1; for seed 0 alone write --seeds 1 "
+                              "(ranges 3-7 and lists 0,2,5 name seeds)")
         return list(range(n))
     seeds: list[int] = []
     for part in text.split(","):

@@ -250,10 +250,10 @@ def run(
 
     dev = pick_device(device)
     preset, notice = choose_preset(preset, dev)
-    if notice:
-        log(notice)
     p = plan(method, dataset, preset, range(seeds) if isinstance(seeds, int) else seeds, overrides, out, data_dir)
     check_writable(out)
+    if notice:  # after the checks: bad input stays one line
+        log(notice)
     for name, reason in p.skipped.items():
         quiet.once(f"warning: skipping {name}: {reason}", log)
     code = p.specs[0].code or {}
