@@ -98,7 +98,7 @@ class Bar:
     def set_postfix(self, **kw: Any) -> None:
         self._postfix = ", ".join(f"{k}={v}" for k, v in kw.items())
         if self._tqdm is not None:
-            self._tqdm.set_postfix(kw, refresh=False)
+            self._tqdm.set_postfix(kw, refresh=True)
 
     def close(self) -> None:
         if self._tqdm is not None:
