@@ -203,7 +203,11 @@ def submit(runs: list[SweepRun], launcher: str, out: Path, slurm: SlurmOptions |
                               "run_jobs": {}}
     store.atomic_write_json(folder / "sweep.json", record)
     stage_jobs = {key: ex.submit(StageJob(r)) for key, r in first_of_config.items()}
-    record["stage_jobs"] = {"/".join([m, d, *o]): j.job_id for (m, d, o), j in stage_jobs.items()}
+    per_pair: dict[tuple[str, str], int] = {}
+    for m, d, _ in stage_jobs:
+        per_pair[(m, d)] = per_pair.get((m, d), 0) + 1
+    record["stage_jobs"] = {f"{m}/{d}" + (f" [{' '.join(o)}]" if per_pair[(m, d)] > 1 else ""): j.job_id
+                            for (m, d, o), j in stage_jobs.items()}
     if launcher != "slurm":
         for key, job in stage_jobs.items():
             log(f"stages for {key[0]} on {key[1]}: {job.result()}")
