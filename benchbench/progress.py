@@ -44,6 +44,12 @@ def is_tty(stream: Any = None) -> bool:
         return False
 
 
+def tqdm_interval() -> float:
+    """``mininterval`` for a plain tqdm bar (byte counts of downloads): tqdm's 0.1 s on a terminal, else the plain
+    lines' interval, so a log file gets a line every 30 s rather than ten a second."""
+    return 0.1 if is_tty() else max(interval(), 0.1)
+
+
 def write(msg: str) -> None:
     """A line on stderr that does not tear an open tqdm bar."""
     tqdm.write(msg, file=sys.stderr)
