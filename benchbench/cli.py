@@ -304,8 +304,9 @@ def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2; never a traceback."""
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort as exc:  # click turns Ctrl-C into Abort
+        ctrl_c = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+        click.echo("interrupted; run the same command again to resume" if ctrl_c else "aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)

@@ -86,11 +86,17 @@ def estimate(cfg: Any, data: Any, device: torch.device, out: Path, probe: bool =
         return None, f"unknown ({type(exc).__name__} while timing)"
 
 
-def plan_line(cfg: Any, seeds_to_train: int, seconds_per_step: float | None, how: str, device: torch.device) -> str:
-    """``betavae on shapes3d-synth: preset quick, 700 steps x 3 seeds, about 2 min 17 s of training on cpu (...)``."""
+def plan_line(cfg: Any, seeds_to_train: int, seconds_per_step: float | None, how: str, device: torch.device,
+              done: int = 0) -> str:
+    """``betavae on shapes3d-synth: preset quick, 700 steps x 3 seeds, about 2 min 17 s of training on cpu (...)``;
+    ``done``: seeds of the command that are complete already."""
     head = f"{cfg.method} on {cfg.dataset}: preset {cfg.preset}, {cfg.train.steps:,} steps"
     if seeds_to_train != 1:
-        head += f" x {seeds_to_train} seeds to train"
+        head += f" x {seeds_to_train} seeds"
+    if done:
+        head += f" ({done} seed{'s' * (done > 1)} complete already)"
+    if cfg.train.steps == 0:
+        return f"{head}; never trained, scoring only"
     if seconds_per_step is None:
         return f"{head} on {device.type}; time {how} (the progress bar shows an ETA)"
     total = seconds_per_step * cfg.train.steps * max(seeds_to_train, 0)

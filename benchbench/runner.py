@@ -264,6 +264,6 @@ def run(
     if todo and distributed.is_main():
         cfg = todo[0].cfg
         rate, how = estimate(cfg, p.data, dev, out, probe=cfg.train.steps > 100 and distributed.world()[1] == 1)
-        log(plan_line(cfg, len(todo), rate, how, dev))
+        log(plan_line(cfg, len(todo), rate, how, dev, done=len(p.specs) - len(todo)))
     return [run_one(spec, p.data, dev, progress, log) for spec in p.specs]
 
