@@ -26,8 +26,12 @@ def _step(run_dir: Path) -> int | None:
 
 
 def _locked(folder: Path) -> bool:
-    with store.folder_lock(folder) as acquired:
-        return not acquired
+    """Whether a process holds the run folder's lock now (False where the folder cannot be locked: read-only)."""
+    try:
+        with store.folder_lock(folder) as acquired:
+            return not acquired
+    except OSError:
+        return False
 
 
 def run_rows(out: Path) -> list[dict[str, Any]]:
