@@ -52,7 +52,7 @@ def _probe(cfg: Any, data: Any, device: torch.device) -> float:
     model = methods.get(cfg.method).obj(cfg.model, data.spec).to(device).train()
     params = model.trainable_parameters()
     opt = torch.optim.Adam(params, lr=cfg.train.lr) if params else None
-    x = training_batch(data, data.train_indices(), cfg.seed, 0, 0, cfg.train.batch_size).to(device)
+    x = training_batch(data, data.training_pool(), cfg.seed, 0, 0, cfg.train.batch_size).to(device)
     took = 0.0
     for _ in range(2):
         if device.type == "cuda":
