@@ -71,3 +71,13 @@ def test_parameter_table_counts_own_parameters() -> None:
     assert parameter_table(model) == [{"module": "lin", "trainable": 9, "frozen": 0},
                                       {"module": "(own)", "trainable": 0, "frozen": 4},
                                       {"module": "total", "trainable": 9, "frozen": 4}]
+
+
+def test_diffae_paper_protocol_reads_its_schedule_on_cpu() -> None:
+    """Parameters go to the meta device, buffers and schedules stay on the CPU, so ``protocol()`` can read the
+    sampler grid; Diff-AE's CelebA-64 semantic encoder has the official 19,320,512 parameters (issue 11)."""
+    info = describe("diffae", "celeba", "paper")
+    assert _modules(info)["encoder"] == (19_320_512, 0)
+    assert "method.sampler" in info["protocol"] and "method.inversion" in info["protocol"]
+    info = describe("disdiff", "shapes3d", "smoke")  # a stage artifact asked for its online weights
+    assert _modules(info)["frozen"][0] == 0 and any(r["module"] == "frozen.unet" for r in info["modules"])
