@@ -1,11 +1,12 @@
 """``benchbench describe``: what a run would be, without training anything or reading the dataset's files.
 
 It resolves the config exactly as ``benchbench run`` does, takes the dataset's facts from the registry (real datasets
-register ``spec_facts``; synthetic ones are procedural and cheap to open), builds the method on PyTorch's meta device
-(no memory, no initialisation; a stage such as PDAE's frozen DPM is built the same way, with its random weights
-standing in for the trained ones) and reports the config, the protocol and deviation record every ``result.json`` of
-that run will carry (:mod:`benchbench.protocols`), the metrics it would compute, and the trainable and frozen
-parameters of each module.
+register ``spec_facts``; synthetic ones are procedural and cheap to open), builds the method with its parameters on
+PyTorch's meta device (no memory, no initialisation; buffers and noise schedules stay concrete CPU tensors, so a
+method's ``protocol()`` can read its sampler grid; a stage such as PDAE's frozen DPM is built the same way, its random
+weights standing in for the trained ones) and reports the config, the protocol and deviation record every
+``result.json`` of that run will carry (:mod:`benchbench.protocols`), the metrics it would compute, and the trainable
+and frozen parameters of each module.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class _RandomArtifact:
         self.state = state
 
     def load_state(self, online: bool = False) -> dict[str, torch.Tensor]:
-        """The same random state for the EMA and the online (non-EMA) weights."""
+        """The same random state for the EMA and the non-EMA (``online``) weights."""
         del online
         return self.state
 
