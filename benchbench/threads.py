@@ -2,7 +2,8 @@
 
 ``set_threads(n)`` (the ``--threads`` option of ``run``, ``score`` and ``sweep``) caps every pool at
 ``n``; without it the budget is the cores this process may run on (``os.sched_getaffinity``), never
-``os.cpu_count()`` of a larger machine. Metric workers (DCI and SAP fits) use ``thread_count()``, and
+``os.cpu_count()`` of a larger machine, and never more than an OMP_NUM_THREADS already set. Metric
+workers (DCI and SAP fits) use ``thread_count()``, and
 the small logistic regressions of explicitness and the BetaVAE score run inside ``single_blas()`` so
 they never spin a BLAS pool on a shared machine. No metric value depends on the thread count.
 """
@@ -28,23 +29,33 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def default_threads() -> int:
+    """``available_cores()``, or fewer when the environment already asks so (OMP_NUM_THREADS=n)."""
+    cores = available_cores()
+    try:
+        asked = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return cores
+    return max(1, min(cores, asked))
+
+
 def thread_count() -> int:
-    """The thread budget: the last ``set_threads`` value, else ``available_cores()``."""
-    return _budget if _budget is not None else available_cores()
+    """The thread budget: the last ``set_threads`` value, else ``default_threads()``."""
+    return _budget if _budget is not None else default_threads()
 
 
 def set_threads(n: int | None) -> int:
     """Cap torch, BLAS and OpenMP pools (this process and the processes it starts) at ``n`` threads.
 
     Args:
-        n: threads, >= 1; None = ``available_cores()``.
+        n: threads, >= 1; None = ``default_threads()`` (the affinity, capped by OMP_NUM_THREADS if set).
     Returns:
         The budget now in force.
     """
     global _budget, _limiter
     if n is not None and n < 1:
         raise ConfigError(f"--threads must be >= 1, got {n}")
-    budget = available_cores() if n is None else int(n)
+    budget = default_threads() if n is None else int(n)
     import torch
     from threadpoolctl import threadpool_limits
 

@@ -56,8 +56,11 @@ def test_thread_budget_sets_every_pool_and_restores_it() -> None:
     assert after == before
 
 
-def test_default_budget_is_the_affinity_not_the_machine() -> None:
+def test_default_budget_is_the_affinity_not_the_machine(monkeypatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert threads.thread_count() == threads.available_cores()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # an explicit environment cap is kept
+    assert threads.thread_count() == 1
     if hasattr(os, "sched_getaffinity"):
         assert threads.available_cores() == len(os.sched_getaffinity(0))
 
