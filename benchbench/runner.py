@@ -5,6 +5,11 @@ the dataset files, the requested metrics and the results folder. Each seed then 
 exclusive lock on its folder, so two ``benchbench run`` processes sharing a results folder never
 train the same seed twice nor interleave writes; a process killed mid-run releases its lock and the
 next run of the same command resumes from the checkpoint.
+
+Records that cannot lie: a seed counts as done only when its ``result.json`` proves it
+(:func:`benchbench.integrity.seed_problem`); a corrupt one is run again. Any exception while a seed runs (a
+BenchbenchError, an out-of-space or read-only OSError, a bug) becomes that seed's ``failed.json`` with the
+reason; the other seeds of the command still run, and the command then fails with one line.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -20,7 +26,7 @@ from typing import Any
 
 import torch
 
-from benchbench import distributed, stages, store
+from benchbench import distributed, integrity, stages, store, validate
 from benchbench.config import RunConfig, config_hash, resolve, to_dict
 from benchbench.datasets.base import ImageData
 from benchbench.errors import BenchbenchError
@@ -91,11 +97,13 @@ def plan(
     if not seeds:
         raise BenchbenchError("--seeds must be at least 1")
     cfgs = [resolve(method, dataset, preset, s, overrides) for s in seeds]
+    validate.check_config(cfgs[0])
     data = build_data(cfgs[0], data_dir)
     check = methods.get(method).meta.get("check")  # the method's own (cross-field) config checks, before any stage
     if check is not None:
         for cfg in cfgs:
             check(cfg.model, data.spec)
+    validate.check_buildable(cfgs[0], data.spec)
     chosen, skipped = select_metrics(data.spec, cfgs[0].eval, methods.get(method).obj)
     specs = []
     for cfg in cfgs:
@@ -114,38 +122,80 @@ def _header(spec: RunSpec, data: ImageData) -> dict[str, Any]:
     }
 
 
+def _expected(spec: RunSpec) -> dict[str, Any]:
+    """What a complete record of ``spec`` must carry (see :func:`benchbench.integrity.result_problem`)."""
+    c = spec.cfg
+    return {"method": c.method, "dataset": c.dataset, "preset": c.preset, "config_hash": spec.cfg_hash,
+            "seed": c.seed, "config": to_dict(c)}
+
+
+def completed(spec: RunSpec) -> bool:
+    """Whether the seed's folder holds a result.json that proves the seed complete."""
+    return (spec.dir / "result.json").exists() and not integrity.seed_problem(spec.dir, _expected(spec))
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: a BenchbenchError's message, else ``Type: message``."""
+    text = str(exc) if isinstance(exc, BenchbenchError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+class SeedFailed(BenchbenchError):
+    """A seed stopped with an error; its failed.json (when it could be written) says why."""
+
+
 def run_one(spec: RunSpec, data: ImageData, device: torch.device, progress: bool = True,
             log: Log = _stderr) -> str:
-    """Train and score one seed; returns a status line. Raises BenchbenchError on failure.
+    """Train and score one seed; returns a status line. Raises SeedFailed (a BenchbenchError) on any failure,
+    after recording it in the seed's ``failed.json``.
 
     Under torchrun, rank 0 alone takes the lock, decides whether the seed runs, evaluates and writes; every rank
     trains (see :mod:`benchbench.distributed`).
     """
     main = distributed.is_main()
-    if distributed.from_main((spec.dir / "result.json").exists()):
+    if distributed.from_main(completed(spec) if main else False):
         return f"seed {spec.cfg.seed}: complete already, skipped ({spec.dir})"
     with store.folder_lock(spec.dir) if main else nullcontext(True) as acquired:
         if not distributed.from_main(acquired):
             return f"seed {spec.cfg.seed}: running in another process, skipped ({spec.dir})"
-        if distributed.from_main((spec.dir / "result.json").exists()):  # finished by another process meanwhile
+        if distributed.from_main(completed(spec) if main else False):  # finished by another process meanwhile
             return f"seed {spec.cfg.seed}: complete already, skipped ({spec.dir})"
         header = _header(spec, data)
         if not main:
             _train_and_score(spec, data, device, progress, log)
             return f"seed {spec.cfg.seed}: done on rank {distributed.world()[0]}"
-        if not (spec.dir / "config.json").exists():
-            store.atomic_write_json(spec.dir / "config.json", {
-                **header, "config": to_dict(spec.cfg), "metrics_planned": list(spec.metrics),
-                "provenance": provenance(),
-            })
         try:
+            _prepare(spec, header, log)
             record = _train_and_score(spec, data, device, progress, log)
-        except BenchbenchError as exc:
-            store.atomic_write_json(spec.dir / "failed.json", {**header, "status": "failed", "error": str(exc)})
-            raise
-        store.atomic_write_json(spec.dir / "result.json", {**header, **record, "status": "complete"})
-        (spec.dir / "failed.json").unlink(missing_ok=True)
+            store.atomic_write_json(spec.dir / "result.json", {**header, **record, "status": "complete"})
+            (spec.dir / "failed.json").unlink(missing_ok=True)
+        except Exception as exc:
+            error = one_line(exc)
+            failure = {**header, "status": "failed", "error": error, "exception": type(exc).__name__}
+            if not isinstance(exc, BenchbenchError):
+                failure["traceback"] = traceback.format_exc()
+            try:
+                store.atomic_write_json(spec.dir / "failed.json", failure)
+            except OSError as write_exc:
+                log(f"warning: could not record the failure in {spec.dir / 'failed.json'} ({one_line(write_exc)})")
+            raise SeedFailed(error) from exc
     return f"seed {spec.cfg.seed}: done ({spec.dir})"
+
+
+def _prepare(spec: RunSpec, header: dict[str, Any], log: Log) -> None:
+    """Under the seed's lock: drop temporaries a killed writer left, set aside a result.json that does not prove
+    the seed complete, and (re)write config.json unless it already holds this config."""
+    for p in store.remove_stale_temporaries(spec.dir):
+        log(f"removed stale temporary {p.name} ({spec.dir})")
+    if (spec.dir / "result.json").exists():
+        log(f"warning: seed {spec.cfg.seed}: {integrity.seed_problem(spec.dir, _expected(spec))}; "
+            f"the record is corrupt, running the seed again ({spec.dir})")
+        (spec.dir / "result.json").unlink()
+    if integrity.config_problem(store.read_json(spec.dir / "config.json"), _expected(spec)):
+        store.atomic_write_json(spec.dir / "config.json", {
+            **header, "config": to_dict(spec.cfg), "metrics_planned": list(spec.metrics),
+            "provenance": provenance(),
+        })
 
 
 def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progress: bool,
@@ -211,12 +261,28 @@ def run(
     """Run seeds 0..seeds-1 (or the listed seeds) of one configuration; returns one status line per seed."""
     dev = pick_device(device)
     p = plan(method, dataset, preset, range(seeds) if isinstance(seeds, int) else seeds, overrides, out, data_dir)
+    if distributed.from_main(all(completed(s) for s in p.specs) if distributed.is_main() else False):
+        return [f"seed {s.cfg.seed}: complete already, skipped ({s.dir})" for s in p.specs]  # even if read-only
     check_writable(out)
     for name, reason in p.skipped.items():
         log(f"warning: skipping {name}: {reason}")
-    lines = []
+    lines, failures = [], []
     for spec in p.specs:
         log(f"{method} on {dataset} ({preset}, config {spec.cfg_hash}) seed {spec.cfg.seed}")
-        lines.append(run_one(spec, p.data, dev, progress, log))
+        try:
+            lines.append(run_one(spec, p.data, dev, progress, log))
+        except SeedFailed as exc:
+            failures.append((spec, str(exc)))
+            lines.append(f"seed {spec.cfg.seed}: failed ({spec.dir / 'failed.json'})")
+            if len(p.specs) > 1:
+                log(f"seed {spec.cfg.seed} failed: {exc}")
+    if failures:
+        for line in lines:
+            log(line)
+        if len(failures) == 1 and len(p.specs) == 1:
+            raise BenchbenchError(failures[0][1])
+        seeds_failed = ", ".join(str(s.cfg.seed) for s, _ in failures)
+        raise BenchbenchError(f"{len(failures)} of {len(p.specs)} seeds failed (seeds {seeds_failed}; each "
+                              f"failed.json says why); first: {failures[0][1]}")
     return lines
 

@@ -54,6 +54,7 @@ from benchbench.datasets.celeba_files import (
 )
 from benchbench.errors import ConfigError, DataError
 from benchbench.registry import register_dataset
+from benchbench.store import file_mode
 
 SOURCE_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 IMAGE_DIR, IMAGE_ZIP = "img_align_celeba", "img_align_celeba.zip"
@@ -275,7 +276,7 @@ class CelebA(AttributeData):
                     bar.update(stop - start)
             out.flush()
             del out
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
+            os.chmod(tmp, file_mode())  # mkstemp makes 0600; the cache may be shared
             os.replace(tmp, self.cache_path)
         finally:
             if os.path.exists(tmp):

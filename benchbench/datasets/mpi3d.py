@@ -35,6 +35,7 @@ from tqdm import tqdm
 from benchbench.datasets.base import DataConfig, DataSpec, GroundTruthData, data_root
 from benchbench.errors import ConfigError, DataError
 from benchbench.registry import register_dataset
+from benchbench.store import file_mode
 
 HF_DATASET = "waleedgondal/mpi3d"
 SOURCE = (
@@ -197,7 +198,7 @@ def convert_deflated(path: Path, target: Path) -> None:
                     bar.update(len(chunk))
             member.read(1)  # reaching the end makes zipfile check the CRC
         st = path.stat()
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; the cache may be shared
         os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         os.replace(tmp, target)
     except (OSError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error, ValueError) as exc:
