@@ -33,16 +33,22 @@ from typing import Any
 SCHEMA = 1
 
 
-_UMASK: int | None = None
+def umask() -> int:
+    """The process umask, read from /proc (Linux) without changing it; elsewhere set and restored at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
 
 
 def file_mode() -> int:
     """``0o666`` less the process umask: the mode ``open()`` gives a new file (mkstemp would give 0600)."""
-    global _UMASK
-    if _UMASK is None:
-        _UMASK = os.umask(0o022)
-        os.umask(_UMASK)
-    return 0o666 & ~_UMASK
+    return 0o666 & ~umask()
 
 
 def tmp_prefix(path: Path) -> str:
