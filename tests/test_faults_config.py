@@ -13,7 +13,6 @@ import pytest
 
 from benchbench.config import _parse, resolve
 from benchbench.errors import ConfigError
-from benchbench.validate import RULES, check_config, problem
 
 SMOKE = ["--dataset", "shapes3d-synth", "--preset", "smoke", "--no-progress"]
 
@@ -114,6 +113,8 @@ def test_other_bad_input_is_one_line(case: str, results: Path, invoke) -> None:
 
 
 def test_negative_steps_never_yield_a_complete_record(tmp_path: Path) -> None:
+    from benchbench.validate import check_config
+
     cfg = resolve("betavae", "shapes3d-synth", "smoke", 0, ["train.steps=-1"])
     with pytest.raises(ConfigError, match="train.steps=-1"):
         check_config(cfg)
@@ -122,6 +123,7 @@ def test_negative_steps_never_yield_a_complete_record(tmp_path: Path) -> None:
 
 def test_every_preset_of_every_method_passes_the_table() -> None:
     from benchbench.registry import methods
+    from benchbench.validate import check_config
 
     for m in methods:
         for preset in m.presets:
@@ -130,6 +132,8 @@ def test_every_preset_of_every_method_passes_the_table() -> None:
 
 
 def test_the_table_covers_nested_stage_configs() -> None:
+    from benchbench.validate import RULES, problem
+
     assert problem("model.ldm.autoencoder.train.lr", -1.0)
     assert problem("model.dpm.train.ema_decay", 1.0)
     assert not problem("model.dpm.train.ema_decay", 0.9999)
