@@ -123,6 +123,21 @@ def test_tampered_shapes3d_image_cache_is_rebuilt(tmp_path: Path) -> None:
     assert np.array_equal(again, first)
 
 
+def test_tampered_mpi3d_conversion_cache_is_rebuilt(tmp_path: Path) -> None:
+    from benchbench.datasets.base import DataConfig
+    from benchbench.datasets.mpi3d import Mpi3D, cache_file
+
+    sizes = (2, 2, 2, 3, 3, 2, 2)
+    arr = np.random.default_rng(0).integers(0, 256, (int(np.prod(sizes)), 64, 64, 3), dtype=np.uint8)
+    path = tmp_path / "mpi3d_toy.npz"
+    np.savez_compressed(path, images=arr)
+    Mpi3D(DataConfig(), tmp_path, factor_sizes=sizes).images(np.arange(4))
+    _flip(cache_file(path), cache_file(path).stat().st_size - 10)
+    with pytest.warns(UserWarning, match="converted cache .* fails its SHA-256 check"):
+        again = Mpi3D(DataConfig(), tmp_path, factor_sizes=sizes).images(np.arange(len(arr)))
+    assert np.array_equal(again, arr)
+
+
 def test_unpinned_download_changed_in_place_with_its_mtime_restored_is_a_mismatch(tmp_path: Path) -> None:
     from benchbench.datasets.manifest import FileEntry, check_file
 
