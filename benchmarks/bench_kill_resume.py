@@ -1,7 +1,8 @@
 """Kill a smoke run at random points, including inside checkpoint and result writes, then run it again.
 
-Each trial starts ``benchbench run`` (β-VAE, shapes3d-synth, smoke preset, a checkpoint every 2 of its 20 steps and a
-log line every step) and SIGKILLs it once: either at a random wall-clock moment, or at a chosen file event of a
+Each trial starts ``benchbench run`` (β-VAE, shapes3d-synth, smoke preset, a checkpoint every 2 of its 20 steps
+and a log line every step) and SIGKILLs it once: even trials at a random moment between the start of training
+(config.json written) and the time an uninterrupted run takes to finish; odd trials at a chosen file event of a
 chosen checkpoint write (after its digest sidecar, half-way through its temporary file, with the temporary written
 but not renamed, just after the rename) or half-way through writing ``result.json``. The same command is then run
 to completion. A trial passes when the final metrics equal those of an uninterrupted run bit for bit, no ``*.tmp``
@@ -82,6 +83,26 @@ def _cli(out: Path) -> tuple[subprocess.CompletedProcess, float]:
     return proc, time.perf_counter() - t0
 
 
+def _started(out: Path, proc: subprocess.Popen) -> float:
+    """Wait until the run has written its config.json (imports and planning done); returns the seconds waited."""
+    t0 = time.perf_counter()
+    while proc.poll() is None and not list(out.glob("runs/*/*/*/seed*/config.json")):
+        time.sleep(0.02)
+    return time.perf_counter() - t0
+
+
+def _reference(out: Path) -> tuple[float, float]:
+    """Run uninterrupted; returns (seconds before config.json appeared, seconds from then to the end)."""
+    proc = subprocess.Popen([sys.executable, "-m", "benchbench", *ARGS, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env())
+    startup = _started(out, proc)
+    t0 = time.perf_counter()
+    _, err = proc.communicate(timeout=900)
+    if proc.returncode:
+        raise SystemExit(f"reference run failed: {err.strip().splitlines()[-1]}")
+    return startup, time.perf_counter() - t0
+
+
 def _metrics(out: Path) -> dict[str, float]:
     (path,) = out.rglob("result.json")
     return {k: v["value"] for k, v in json.loads(path.read_text())["metrics"].items()}
@@ -89,17 +110,20 @@ def _metrics(out: Path) -> dict[str, float]:
 
 def _killed_run(out: Path, rng: random.Random, trial: int, ref_seconds: float) -> str:
     """Start the run and kill it once; returns a description of the kill point."""
-    if trial % 2 == 0:  # a random moment
+    if trial % 2 == 0:  # a random moment between the start of training and the end of scoring
         delay = rng.uniform(0.0, ref_seconds)
         proc = subprocess.Popen([sys.executable, "-m", "benchbench", *ARGS, "--out", str(out)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+        _started(out, proc)
         try:
             proc.wait(timeout=delay)
-            return f"timed {delay:.1f} s (finished first)"
+            return f"{delay:.1f} s into the run (finished first)"
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            return f"timed {delay:.1f} s"
+            stats = next(out.rglob("stats.jsonl"), None)
+            steps = len(stats.read_text().splitlines()) if stats else 0
+            return f"{delay:.1f} s into the run ({steps} log lines written)"
     phase = rng.choice(PHASES)
     target, nth = ("result.json", 1) if phase.startswith("result") else ("ckpt.pt", rng.randint(1, CKPT_WRITES))
     env = {**_env(), "KB_FILE": target, "KB_NTH": str(nth), "KB_PHASE": phase}
@@ -140,11 +164,10 @@ def main() -> None:
     os.environ.setdefault("BENCHBENCH_DATA", str(a.data))
     t_all = time.perf_counter()
     cpu0 = os.times()
-    proc, ref_seconds = _cli(a.work / "reference")
-    if proc.returncode:
-        raise SystemExit(f"reference run failed: {proc.stderr.strip().splitlines()[-1]}")
+    startup, ref_seconds = _reference(a.work / "reference")
     reference = _metrics(a.work / "reference")
-    print(f"reference run: {ref_seconds:.1f} s wall, metrics {reference}", flush=True)
+    print(f"reference run: {startup:.1f} s to start, {ref_seconds:.1f} s to train and score; metrics {reference}",
+          flush=True)
     rng = random.Random(a.seed)
     passed = 0
     for trial in range(a.trials):
