@@ -10,14 +10,20 @@ not listed is corrupt (a flipped bit, a torn copy, a hand edit). Readers call :f
 * ``"unrecorded"``: no (readable) sidecar, e.g. a file written before checksums existed;
 * ``"corrupt"``: the file's digest is not listed.
 
-:func:`check_result` decides whether a seed folder holds a complete record: ``result.json`` parses, has the
-expected schema (extra fields are allowed), and its ``config.json`` is present and agrees with it.
+Caches of gigabytes (the MPI3D conversion, the CelebA crops) are hashed only when they may have changed:
+:func:`cache_intact` trusts the recorded digest while the file's size, mtime, ctime and inode (:func:`stat_key`) are
+those recorded with it, and hashes the file again otherwise.
+
+:func:`seed_problem` decides whether a seed folder holds a complete record: ``result.json`` parses, has the
+expected schema (extra fields are allowed, so other records can grow), and its ``config.json`` is present and
+agrees with it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +99,30 @@ def stat_key(path: Path) -> dict[str, int]:
     changes this key; a cached digest is trusted only while the key is unchanged."""
     st = path.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
+
+
+def record_cache(path: Path, sha: str) -> None:
+    """Record a large cache's SHA-256 and version (:func:`stat_key`) in ``<file>.sha256``; never fatal."""
+    try:
+        store.atomic_write_json(digest_path(path), {"sha256": [sha], "cache": stat_key(path)})
+    except OSError:
+        pass  # an unwritable folder: the cache is then hashed again on every open
+
+
+def cache_intact(path: Path, what: str, remedy: str) -> bool:
+    """Whether a large cache (gigabytes: hashed only when it may have changed) is the file whose SHA-256 was
+    recorded: trusted without reading while its size, mtime, ctime and inode are unchanged, else hashed again. A
+    cache without a record (built before checksums existed) is adopted; one that fails its record gets a one-line
+    warning ``"<what> <path> fails its SHA-256 check; <remedy>"`` and False (the caller rebuilds it)."""
+    side = store.read_json(digest_path(path))
+    if isinstance(side, dict) and side.get("cache") == stat_key(path):
+        return True
+    sha = sha256_file(path)
+    if not isinstance(side, dict) or sha in (side.get("sha256") or []):
+        record_cache(path, sha)
+        return True
+    warnings.warn(f"{what} {path} fails its SHA-256 check; {remedy}", stacklevel=3)
+    return False
 
 
 # Section: the proof a complete record gives.

@@ -138,6 +138,26 @@ def test_tampered_mpi3d_conversion_cache_is_rebuilt(tmp_path: Path) -> None:
     assert np.array_equal(again, arr)
 
 
+def test_tampered_celeba_cache_is_not_used(tmp_path: Path) -> None:
+    from benchbench.datasets.base import DataConfig
+    from benchbench.datasets.celeba import CelebA
+    from tests.test_celeba import N, write_fixture
+
+    write_fixture(tmp_path / "celeba")
+    ds = CelebA(DataConfig(), tmp_path)
+    lazy = ds.images(np.arange(N))
+    path = ds.build_cache(workers=1, progress=False)
+    data = bytearray(path.read_bytes())
+    data[-5:] = bytes(255 - b for b in data[-5:])  # the last pixels of the last image
+    path.write_bytes(bytes(data))
+    fresh = CelebA(DataConfig(), tmp_path)
+    with pytest.warns(UserWarning, match="celeba: the image cache .* fails its SHA-256 check"):
+        assert np.array_equal(fresh.images(np.arange(N)), lazy)  # decoded again, not the tampered pixels
+    assert np.array_equal(fresh.images(np.arange(N)), lazy)  # warned once
+    fresh.build_cache(workers=1, progress=False)
+    assert np.array_equal(CelebA(DataConfig(), tmp_path).images(np.arange(N)), lazy)
+
+
 def test_unpinned_download_changed_in_place_with_its_mtime_restored_is_a_mismatch(tmp_path: Path) -> None:
     from benchbench.datasets.manifest import FileEntry, check_file
 

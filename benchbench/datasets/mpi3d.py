@@ -25,7 +25,6 @@ import re
 import shutil
 import struct
 import tempfile
-import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -39,7 +38,7 @@ from benchbench import integrity
 from benchbench.datasets.base import DataConfig, DataSpec, GroundTruthData, data_root
 from benchbench.errors import ConfigError, DataError
 from benchbench.registry import register_dataset
-from benchbench.store import atomic_write_json, file_mode, read_json
+from benchbench.store import file_mode
 
 HF_DATASET = "waleedgondal/mpi3d"
 SOURCE = (
@@ -210,7 +209,7 @@ def convert_deflated(path: Path, target: Path) -> None:
         os.chmod(tmp, file_mode())  # mkstemp makes 0600; the cache may be shared
         os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         os.replace(tmp, target)
-        _record_cache(target, digest.hexdigest())
+        integrity.record_cache(target, digest.hexdigest())
     except (OSError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error, ValueError) as exc:
         raise DataError(
             f"{path}: could not convert the compressed 'images' to {target} ({_one_line(exc)}); "
@@ -219,30 +218,6 @@ def convert_deflated(path: Path, target: Path) -> None:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def _record_cache(target: Path, sha: str) -> None:
-    """Record the cache's SHA-256 and version (:func:`benchbench.integrity.stat_key`) in ``<cache>.sha256``."""
-    try:
-        atomic_write_json(integrity.digest_path(target), {"sha256": [sha], "cache": integrity.stat_key(target)})
-    except OSError:
-        pass  # an unwritable folder: the cache is then hashed again on every open
-
-
-def _cache_intact(target: Path) -> bool:
-    """Whether the converted cache is the file whose SHA-256 was recorded: trusted without reading while its size,
-    mtime, ctime and inode are unchanged, else hashed again. A cache without a record (converted before checksums
-    existed) is adopted; one that fails its record is reconverted after a one-line warning."""
-    side = read_json(integrity.digest_path(target))
-    if isinstance(side, dict) and side.get("cache") == integrity.stat_key(target):
-        return True
-    sha = integrity.sha256_file(target)
-    if not isinstance(side, dict) or sha in (side.get("sha256") or []):
-        _record_cache(target, sha)
-        return True
-    warnings.warn(f"mpi3d: the converted cache {target} fails its SHA-256 check; converting the archive again",
-                  stacklevel=4)
-    return False
 
 
 def _cached_npy(path: Path, shape: tuple[int, ...]) -> tuple[Path, int]:
@@ -257,7 +232,7 @@ def _cached_npy(path: Path, shape: tuple[int, ...]) -> tuple[Path, int]:
                     size = os.fstat(f.fileno()).st_size
                 if (tuple(cshape), fortran, np.dtype(dtype)) == (shape, False, np.uint8) and (
                     size == offset + int(np.prod(shape))
-                ) and _cache_intact(target):
+                ) and integrity.cache_intact(target, "mpi3d: the converted cache", "converting the archive again"):
                     return target, offset
         except (OSError, ValueError, EOFError):
             pass  # missing or damaged: (re)convert below
