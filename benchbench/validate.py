@@ -204,6 +204,14 @@ def check_config(cfg: Any) -> None:
             raise ConfigError(f"{why} (set it with --set {key}=...)")
 
 
+def check_eval(cfg: Any) -> None:
+    """The table's rules for an EvalConfig on its own (``benchbench score``: keys without the ``eval.`` prefix)."""
+    for key, value in leaves(cfg):
+        why = problem(f"eval.{key}", value).replace("eval.", "")
+        if why:
+            raise ConfigError(f"{why} (set it with --set {key}=...)")
+
+
 def check_buildable(cfg: Any, spec: Any, build: Callable[[], Any] | None = None) -> None:
     """Build the method's model for ``spec`` on the meta device; a ValueError, AssertionError or shape error means
     the network cannot take this config (e.g. a resolution its strides do not divide): a one-line ConfigError.

@@ -138,3 +138,16 @@ def test_the_table_covers_nested_stage_configs() -> None:
     assert problem("model.dpm.train.ema_decay", 1.0)
     assert not problem("model.dpm.train.ema_decay", 0.9999)
     assert all(patterns for patterns, _ in RULES)
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("dci.mode=bogus", "'exact', 'fast'"),
+                                                   ("mig.num_bins=0", ">= 2")])
+def test_score_checks_its_settings_too(setting: str, expected: str, tmp_path: Path, invoke) -> None:
+    import numpy as np
+
+    np.save(tmp_path / "z.npy", np.random.default_rng(0).normal(size=(50, 3)))
+    np.save(tmp_path / "f.npy", np.random.default_rng(1).integers(0, 3, size=(50, 2)))
+    code, _, err = invoke(["score", "--codes", str(tmp_path / "z.npy"), "--factors", str(tmp_path / "f.npy"),
+                           "--metrics", "mig,dci", "--set", setting])
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 1 and setting.split("=")[0] in lines[0] and expected in lines[0], err
