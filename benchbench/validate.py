@@ -216,16 +216,26 @@ def check_buildable(cfg: Any, spec: Any, build: Callable[[], Any] | None = None)
     """Build the method's model for ``spec`` on the meta device; a ValueError, AssertionError or shape error means
     the network cannot take this config (e.g. a resolution its strides do not divide): a one-line ConfigError.
 
-    Methods that need stage artifacts to be built are skipped (their stage configs are checked by the table and by
-    the method's own ``check``). A failure on the meta device is confirmed on the CPU before it is reported, so an
-    operation the meta device lacks never blocks a valid config.
+    A method that needs stage artifacts cannot be built before they exist: its stages that depend on no other stage
+    (a pre-trained DPM, an autoencoder) are built instead; the rest is left to the table and the method's ``check``.
+    A failure on the meta device is confirmed on the CPU before it is reported, so an operation the meta device
+    lacks never blocks a valid config.
     """
     import torch
 
     from benchbench.registry import methods
 
     entry = methods.get(cfg.method)
-    if entry.meta.get("stages") and entry.meta["stages"](cfg):
+    requests = entry.meta["stages"](cfg) if entry.meta.get("stages") else {}
+    if build is None and requests:  # the method needs trained stages; build those that need nothing themselves
+        from benchbench.stages import build_model
+
+        todo = list(requests.values())
+        while todo:
+            req = todo.pop()
+            todo += [dep for _, dep in req.deps]
+            if not req.deps:
+                check_buildable(cfg, spec, lambda req=req: build_model(req, spec, {}))
         return
     make = build or (lambda: entry.obj(cfg.model, spec))
     try:

@@ -66,6 +66,7 @@ OTHER = {
                               "--launcher", "debug"], ["--datasets lists no dataset"]),
     "sweep bad value": (["sweep", "--methods", "betavae", "--datasets", "shapes3d-synth", "--preset", "smoke",
                          "--launcher", "debug", "--set", "eval.dci.mode=bogus"], ["eval.dci.mode", "bogus"]),
+    "stage resolution": (["run", "--method", "pdae", *SMOKE, "--set", "data.resolution=24"], ["resolution", "24"]),
     "stage train steps": (["run", "--method", "pdae", *SMOKE, "--set", "model.dpm.train.steps=-1"],
                           ["model.dpm.train.steps=-1", ">= 0"]),
 }
