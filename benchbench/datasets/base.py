@@ -24,6 +24,9 @@ class DataConfig:
         download: fetch a missing real file with a public URL (Shapes3D, MPI3D) on first use,
             checksummed (datasets.md §0); False: report the missing file instead.
         url: a mirror to fetch from instead of the official URL (a base URL ending in "/" or a full URL).
+        repeat: Cars3D's training pool holds every image this many times (DisDiff repeats it 10x, methods.md §1.1;
+            with batches drawn uniformly with replacement this changes which indices a seed draws, not their
+            distribution); evaluation always sees each image once. 1 elsewhere.
     """
 
     resolution: int = 64
@@ -32,10 +35,13 @@ class DataConfig:
     size: int | None = None
     download: bool = True
     url: str = ""
+    repeat: int = 1
 
 
 # DataConfig fields that decide where data comes from, not what it is: left out of run identities.
 NOT_IDENTITY = ("download", "url")
+# Fields added later, left out of run identities at their default so earlier runs keep their config hashes.
+DEFAULT_OMITTED = {"repeat": 1}
 
 
 @dataclass(frozen=True)
