@@ -72,9 +72,10 @@ def test_cache_is_reused_and_keyed_by_resolution(root: Path) -> None:
 
 def test_disdiff_repetition_is_a_training_pool_only(root: Path) -> None:
     d = Cars3D(DataConfig(repeat=10), root, num_objects=3)
-    pool = d.train_indices()
+    pool = d.training_pool()
     assert pool is not None and len(pool) == 2880 and np.array_equal(np.bincount(pool), np.full(288, 10))
-    assert len(d) == 288 and Cars3D(DataConfig(), root, num_objects=3).train_indices() is None
+    assert len(d) == 288 and Cars3D(DataConfig(), root, num_objects=3).training_pool() is None
+    assert d.train_indices() is None  # no split: the FID reference draws from every image once
     # The DisDiff paper preset on Cars3D asks for it; repeat = 1 leaves every other config hash unchanged.
     cfg = resolve("disdiff", "cars3d-synth", "paper", 0)
     assert cfg.data.repeat == 10

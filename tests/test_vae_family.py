@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -29,7 +30,7 @@ from benchbench.baselines.vae_losses import (
     total_correlation,
 )
 from benchbench.config import TrainConfig, select_preset
-from benchbench.datasets.base import DataSpec
+from benchbench.datasets.base import DataSpec, ImageData
 from benchbench.errors import UnknownNameError
 from benchbench.registry import methods
 from benchbench.train import _extra_gradients, train
@@ -149,22 +150,18 @@ def test_each_objective_gets_only_its_own_gradient() -> None:
     assert any(g is not None and g.abs().sum() > 0 for g in leak)
 
 
-class _Data:
-    """A duck-typed ImageData of random uint8 images [40, 16, 16, C]."""
+class _Data(ImageData):
+    """Random uint8 images [40, 16, 16, C]."""
 
     def __init__(self, channels: int) -> None:
-        self.pixels = torch.randint(0, 256, (40, 16, 16, channels), generator=torch.Generator().manual_seed(0))
+        self.pixels = np.random.default_rng(0).integers(0, 256, size=(40, 16, 16, channels), dtype=np.uint8)
         self.spec = spec(channels)
-        self.train_flip = False
 
     def __len__(self) -> int:
         return 40
 
-    def images(self, idx):  # noqa: ANN001, ANN201
-        return self.pixels[torch.as_tensor(idx)].numpy().astype("uint8")
-
-    def train_indices(self) -> None:
-        return None
+    def images(self, indices: np.ndarray) -> np.ndarray:
+        return self.pixels[indices]
 
 
 @pytest.mark.parametrize("name", ["factor-vae", "annealedvae"])

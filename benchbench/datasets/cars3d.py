@@ -19,8 +19,8 @@ originals the same way to R x R.
 
 The resized images (216 MB at 64x64) are cached once as ``cars/cars3d-r<R>.npy`` beside the files, keyed by the
 names, sizes and mtimes of the ``.mat`` files, and memory-mapped. DisDiff trains on the array repeated 10x and
-evaluates on the 17,568 unique images: ``data.repeat = 10`` gives that training pool (``train_indices``); the factor
-metrics always see the unique images.
+evaluates on the 17,568 unique images: ``data.repeat = 10`` gives that training pool (``training_pool``); the
+factor metrics always see the unique images.
 """
 
 from __future__ import annotations
@@ -128,8 +128,6 @@ class Cars3D(GroundTruthData):
     def __init__(self, cfg: DataConfig, data_dir: Path | None = None, num_objects: int = NUM_OBJECTS) -> None:
         if cfg.resolution < 1:
             raise ConfigError(f"cars3d: resolution must be positive, got {cfg.resolution}")
-        if cfg.repeat < 1:
-            raise ConfigError(f"cars3d: data.repeat must be >= 1, got {cfg.repeat}")
         self.cfg = cfg
         folder = data_root(data_dir) / FOLDER
         files = list_files(folder)
@@ -176,8 +174,9 @@ class Cars3D(GroundTruthData):
         unique, inverse = np.unique(indices, return_inverse=True)
         return np.asarray(self._source()[unique])[inverse.reshape(-1)]
 
-    def train_indices(self) -> np.ndarray | None:
-        """DisDiff's training pool: every image ``repeat`` times (None, i.e. every image once, when repeat is 1)."""
+    def training_pool(self) -> np.ndarray | None:
+        """DisDiff's training pool: every image ``repeat`` times (None, every image once, when repeat is 1); the
+        FID reference set and the factor metrics still see each image once."""
         return None if self.cfg.repeat == 1 else np.tile(np.arange(len(self)), self.cfg.repeat)
 
     def __getitem__(self, index: int) -> np.ndarray:

@@ -213,8 +213,6 @@ class Cars3DSynth(GroundTruthData):
             raise ConfigError(f"cars3d-synth: resolution must be at least 4, got {cfg.resolution}")
         if cfg.size not in (None, int(np.prod(FACTOR_SIZES))):
             raise ConfigError(f"cars3d-synth is the full 17,568-image grid; data.size={cfg.size} is unsupported")
-        if cfg.repeat < 1:
-            raise ConfigError(f"cars3d-synth: data.repeat must be >= 1, got {cfg.repeat}")
         self.cfg = cfg
         self._root = data_root(data_dir)
         self._images: np.ndarray | None = None  # rendered (or mapped from the cache) on the first images() call
@@ -243,8 +241,9 @@ class Cars3DSynth(GroundTruthData):
         rays = camera_rays(self.cfg.resolution)
         return np.stack([render_object(int(o), rays, self.cfg.resolution)[a * 4 + e] for e, a, o in f])
 
-    def train_indices(self) -> np.ndarray | None:
-        """DisDiff's training pool: every image ``repeat`` times (None when repeat is 1)."""
+    def training_pool(self) -> np.ndarray | None:
+        """DisDiff's training pool: every image ``repeat`` times (None, every image once, when repeat is 1); the
+        FID reference set and the factor metrics still see each image once."""
         return None if self.cfg.repeat == 1 else np.tile(np.arange(len(self)), self.cfg.repeat)
 
     def __getstate__(self) -> dict[str, object]:  # spawned workers map the disk cache again
