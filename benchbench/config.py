@@ -20,7 +20,7 @@ import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
-from benchbench.datasets.base import NOT_IDENTITY, DataConfig
+from benchbench.datasets.base import DEFAULT_OMITTED, NOT_IDENTITY, DataConfig
 from benchbench.errors import ConfigError
 from benchbench.metrics.settings import EvalConfig, eval_preset
 
@@ -235,6 +235,9 @@ def config_hash(cfg: RunConfig, code: dict[str, Any] | None = None) -> str:
     d.pop("seed")
     for key in NOT_IDENTITY:
         d["data"].pop(key, None)
+    for key, default in DEFAULT_OMITTED.items():
+        if d["data"].get(key) == default:
+            d["data"].pop(key)
     if code is not None:
         d["code"] = code
     blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()

@@ -32,7 +32,7 @@ import torch
 
 from benchbench import distributed, integrity, store
 from benchbench.config import to_dict
-from benchbench.datasets.base import NOT_IDENTITY, DataConfig, ImageData
+from benchbench.datasets.base import DEFAULT_OMITTED, NOT_IDENTITY, DataConfig, ImageData
 from benchbench.errors import BenchbenchError, TrainingError
 from benchbench.provenance import provenance
 from benchbench.registry import Registry
@@ -68,6 +68,9 @@ class StageRequest:
         data = to_dict(self.data)
         for key in NOT_IDENTITY:
             data.pop(key, None)
+        for key, default in DEFAULT_OMITTED.items():
+            if data.get(key) == default:
+                data.pop(key)
         return {"kind": self.kind, "dataset": self.dataset, "data": data, "config": to_dict(self.config),
                 "seed": self.seed, "deps": {name: dep.hash() for name, dep in self.deps}}
 

@@ -192,6 +192,19 @@ def read_json_line(line: str) -> Any:
         return None
 
 
+def _extra_gradients(loss: torch.Tensor, params: list[torch.nn.Parameter], extra_losses: list[torch.Tensor],
+                     extra_params: list[list[torch.nn.Parameter]]) -> None:
+    """Set ``.grad`` of each parameter group to the gradient of its own loss only, all from one forward pass.
+
+    The main ``loss`` may depend on the extra parameters (FactorVAE's TC term runs through the discriminator) and an
+    extra loss on the main ones; neither leaks into the other's group, unlike a plain ``backward`` of each."""
+    groups = [(loss, params), *zip(extra_losses, extra_params)]
+    for i, (value, group) in enumerate(groups):
+        grads = torch.autograd.grad(value, group, retain_graph=i < len(groups) - 1, allow_unused=True)
+        for p, g in zip(group, grads):
+            p.grad = g
+
+
 def _tensorboard(run_dir: Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -262,6 +275,7 @@ def train(
     params = method.trainable_parameters()
     opt_cls = torch.optim.AdamW if cfg.weight_decay > 0 else torch.optim.Adam
     opt = opt_cls(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay) if params else None
+    extras = [(e, e.make_optimizer(e.params)) for e in method.extra_objectives()]  # e.g. FactorVAE's discriminator
     ema = copy.deepcopy(method).requires_grad_(False) if cfg.ema_decay > 0 else None
     use_amp = cfg.amp and device.type == "cuda"
     ckpt_path, stats_path = run_dir / CKPT, run_dir / STATS
@@ -275,6 +289,8 @@ def train(
             ema.load_state_dict(state["ema"])
         if opt is not None and state.get("optimizer") is not None:
             opt.load_state_dict(state["optimizer"])
+        for e, e_opt in extras:
+            e_opt.load_state_dict(state["extra_optimizers"][e.name])
         start = int(state["step"])
         log(f"resuming {run_dir.name} from step {start}/{cfg.steps}")
     if rank == 0:
@@ -287,6 +303,7 @@ def train(
             "step": step, "config_hash": cfg_hash, "model": method.state_dict(),
             "ema": ema.state_dict() if ema is not None else None,
             "optimizer": opt.state_dict() if opt is not None else None,
+            "extra_optimizers": {e.name: e_opt.state_dict() for e, e_opt in extras},
         })
 
     # Loop.
@@ -309,6 +326,7 @@ def train(
             with autocast:
                 terms = method.loss(x)
             loss = terms["loss"]
+            extra_losses = [terms[e.loss_key] for e, _ in extras]
             if world_size > 1:  # every rank sees the mean, so all stop together on a non-finite loss
                 terms = distributed.mean_over_ranks(terms)
             if not torch.isfinite(terms["loss"]).item():
@@ -319,11 +337,17 @@ def train(
                     f"train.grad_clip ({kept})"
                 )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if not extras:
+                loss.backward()
+            else:
+                _extra_gradients(loss, params, extra_losses, [e.params for e, _ in extras])
             distributed.average_gradients(params)
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
+            for e, e_opt in extras:
+                distributed.average_gradients(e.params)
+                e_opt.step()
             if ema is not None:
                 ema_update(ema, method, cfg.ema_decay)
             done = step + 1
