@@ -49,6 +49,45 @@ class Method(nn.Module):
     # codes of a seeded dataset sample; ``transform(codes [N, D]) -> [N, D']`` is applied to every code the
     # factor metrics see (TAD and ``benchbench score`` see raw ``encode`` output). See ``standardize_codes``.
 
+    # Unconditional generation of methods with a code z (Diff-AE, PDAE, DisDiff, InfoDiffusion): ``sample`` draws z
+    # from ``sample_codes``, i.e. the papers' latent DPM (the ``latent`` stage, attached by the runner after
+    # training) when one is attached, else, with ``model.code_prior=gaussian``, from the method's ``gaussian_codes``.
+
+    def attach_code_model(self, prior: nn.Module, label: str) -> None:
+        """Use ``prior.sample(n, generator) -> [n, D]`` for the codes of ``sample`` (kept out of the state dict)."""
+        object.__setattr__(self, "_code_model", prior.to(self.device).eval())
+        object.__setattr__(self, "_code_model_label", label)
+
+    def sample_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n codes [n, D] for unconditional generation: the attached latent DPM, else the Gaussian option.
+
+        Raises:
+            BenchbenchError: ``model.code_prior`` is "latent" and no latent stage is attached.
+        """
+        prior = self.__dict__.get("_code_model")
+        if prior is not None:
+            return prior.sample(n, generator).to(self.device)
+        if getattr(self.cfg, "code_prior", "gaussian") == "latent":
+            from benchbench.errors import BenchbenchError
+
+            raise BenchbenchError(
+                f"{type(self).__name__}.sample: model.code_prior=latent but no latent stage is attached (benchbench "
+                "run builds it after training); or --set model.code_prior=gaussian")
+        return self.gaussian_codes(n, generator)
+
+    def gaussian_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n codes [n, D] from the method's Gaussian code prior (``model.code_prior=gaussian``)."""
+        raise NotImplementedError
+
+    def code_generator(self) -> str:
+        """Which generator ``sample_codes`` uses, in words (recorded with every sample-based result)."""
+        label = self.__dict__.get("_code_model_label")
+        return label if label is not None else f"gaussian: {self.gaussian_label()}"
+
+    def gaussian_label(self) -> str:
+        """What ``gaussian_codes`` draws from, in words."""
+        return "N(mean, cov) of the training codes"
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters the optimiser updates (frozen pre-trained parts excluded)."""
         return [p for p in self.parameters() if p.requires_grad]

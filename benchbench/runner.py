@@ -26,6 +26,7 @@ from benchbench.datasets.base import ImageData
 from benchbench.errors import BenchbenchError
 from benchbench.evaluate import evaluate, select_metrics
 from benchbench.figures import save_figures
+from benchbench.latent_stage import ensure_latent
 from benchbench.provenance import provenance
 from benchbench.registry import datasets, methods
 from benchbench.train import derive_seed, pick_device, train
@@ -159,6 +160,9 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
     model = entry.obj(cfg.model, data.spec, stages=artifacts) if requests else entry.obj(cfg.model, data.spec)
     t0 = time.perf_counter()
     trained = train(model, data, cfg.train, spec.dir, cfg.seed, spec.cfg_hash, device, progress, log)
+    latent = ensure_latent(cfg, spec.cfg_hash, trained, data, device, spec.out, log, progress)  # the code generator
+    if latent is not None:
+        artifacts["latent"] = latent
     t1 = time.perf_counter()
     rank, world_size = distributed.world()
     if rank != 0:  # rank 0 scores and writes; wait until it has
@@ -174,6 +178,7 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
     return {
         "metrics": scores, "missing": spec.skipped, "figures": figures,
         "stages": {n: a.record() for n, a in artifacts.items()},
+        "generator": trained.code_generator() if hasattr(cfg.model, "code_prior") else None,
         "timing": {"train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)},
         "device": str(device), "provenance": provenance(),
         "distributed": {"world_size": world_size, "effective_batch_size": cfg.train.batch_size,
