@@ -163,7 +163,7 @@ def evaluate(
         if needs == "codes+factors":
             res = entry.obj(source, settings, cfg.seed)
         elif needs == "images":
-            res = _image_metric(entry, model, data, settings, cfg.seed, device)
+            res = _image_metric(entry, model, data, settings, cfg.seed, device, out_dir)
         elif needs == "codes+attributes":
             idx = data.split("test")[: settings.num_images]  # datasets.md §4: first test-split images
             codes = encode_images(model.encode, data, idx, cfg.encode_batch, device)
@@ -224,22 +224,50 @@ def generate(model: torch.nn.Module, n: int, seed: int, batch: int) -> np.ndarra
     return np.concatenate(out)
 
 
-def reference_images(data: Any, n: int) -> np.ndarray:
-    """The FID reference set: n training images drawn without replacement with seed 0, never flipped
-    (datasets.md §4; sets without a split draw from every image, never the first n)."""
+def chunk_sampler(model: torch.nn.Module, seed: int, batch: int) -> Callable[[int, int], np.ndarray]:
+    """(chunk i, n) -> n uint8 samples, the noise of chunk i from its own CPU generator (resumable FID)."""
+    from benchbench.train import derive_seed
+
+    return lambda i, n: generate(model, n, derive_seed(seed, i, 7), batch)
+
+
+def reference_indices(data: Any, n: int) -> np.ndarray:
+    """Indices of the FID reference set: n training images drawn without replacement with seed 0 (datasets.md §4;
+    sets without a split draw from every image, never the first n), sorted; n = 0: the whole training split."""
     pool = data.train_indices()
     size = len(data) if pool is None else len(pool)
+    if n == 0:
+        return np.arange(size) if pool is None else np.sort(np.asarray(pool))
     idx = np.random.default_rng(0).choice(size, size=min(n, size), replace=False)
-    return data.images(np.sort(idx if pool is None else pool[idx]))
+    return np.sort(idx if pool is None else pool[idx])
+
+
+def reference_images(data: Any, n: int) -> np.ndarray:
+    """The FID reference images (see :func:`reference_indices`), never flipped."""
+    return data.images(reference_indices(data, n))
 
 
 def _image_metric(entry: Entry, model: torch.nn.Module, data: Any, settings: Any, seed: int,
-                  device: torch.device) -> Any:
+                  device: torch.device, out_dir: Path | None = None) -> Any:
+    import hashlib
+
     from benchbench.datasets.base import data_root
     from benchbench.metrics.fid import content_hash
+    from benchbench.metrics.fid_protocols import counts
 
-    real = reference_images(data, settings.num_real)
-    generated = generate(model, settings.num_gen, seed, settings.batch_size)
     spec = data.spec
-    cache_name = f"{spec.name}-{spec.version}-r{spec.resolution}-n{len(real)}-{content_hash(real)}"
-    return entry.obj(generated, real, settings, cache_name, data_root() / "fid-stats")
+    _, num_real = counts(settings)
+    idx = reference_indices(data, num_real)
+    probe = content_hash(data.images(idx[:64]))  # catches crops/options that change the images
+    split = "all" if data.train_indices() is None else "train"
+    real_key = f"{spec.name}-{spec.version}-r{spec.resolution}-{split}-{hashlib.sha256(idx.tobytes()).hexdigest()[:8]}" \
+               f"-{probe}"
+    generator = model.code_generator() if hasattr(model.cfg, "code_prior") else type(model).__name__
+    work = None
+    if out_dir is not None:
+        tag = hashlib.sha256(f"{settings}|{seed}|{generator}".encode()).hexdigest()[:10]
+        work = Path(out_dir) / "fid" / f"{settings.protocol}-{tag}"
+    res = entry.obj(chunk_sampler(model, seed, settings.gen_batch), lambda n: reference_images(data, n), real_key,
+                    settings, work, data_root() / "fid-stats", device)
+    res.extras["generator"] = generator
+    return res

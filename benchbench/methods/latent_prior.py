@@ -58,7 +58,11 @@ class LatentConfig:
         loss: "l1" (Diff-AE, PDAE) or "mse" (InfoDiffusion).
         znormalize: train on (z - mean) / std with the encoded codes' statistics (Diff-AE, PDAE: True).
         sampler: "ddim" (Diff-AE, PDAE) or "ddpm" (ancestral, all T steps).
-        sample_steps: DDIM steps (Diff-AE's ``fid(10,10)``: 10).
+        sample_steps: DDIM steps (Diff-AE's ``fid(10,10)``: 10; PDAE's ``latent_ddim_style="ddim100"``: 100).
+        clip_noise: clamp z_T to [-1, 1] before sampling (PDAE's ``latent_diffusion_sample``: "may slightly improve
+            sample quality").
+        clip_x0: clamp each DDIM step's predicted (normalised) z_0 to [-1, 1] and recompute eps from it (PDAE: its
+            latent loop calls the image ``ddim_sample``, which clamps).
         num_codes: training images encoded (the first of the training split); 0: all of them.
         encode_batch: images per encoder call while encoding.
         train: the stage's training loop settings (optimiser, batch, steps, EMA).
@@ -76,6 +80,8 @@ class LatentConfig:
     znormalize: bool = True
     sampler: str = "ddim"
     sample_steps: int = 10
+    clip_noise: bool = False
+    clip_x0: bool = False
     num_codes: int = 0
     encode_batch: int = 256
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -107,18 +113,20 @@ DIFFAE_LATENT = LatentConfig(train=TrainConfig(
     steps=588_000, batch_size=512, lr=1e-4, weight_decay=0.01, grad_clip=1.0, ema_decay=0.9999, amp=False,
     log_every=1000, ckpt_every=20_000))
 # PDAE ``celeba64_latent.yml``: AdamW lr 1e-3 wd 0.01, batch 128 per process, EMA 0.9999, no AMP; no stopping
-# criterion in the released trainer (``num_iterations`` is gradient accumulation): benchbench trains as Diff-AE's
-# sample count at this batch would take ~2.3M steps, so it uses 500k (UNVERIFIED, a benchbench choice).
-PDAE_LATENT = LatentConfig(train=TrainConfig(
+# criterion in the released trainer (``num_iterations`` is gradient accumulation): benchbench trains 500k steps
+# (UNVERIFIED, a benchbench choice). Sampling (``gaussian_diffusion.py: latent_diffusion_sample``): z_T clamped to
+# [-1, 1], 100 DDIM steps whose predicted z_0 is clamped to [-1, 1] (reference code; the paper says neither).
+PDAE_LATENT = LatentConfig(sample_steps=100, clip_noise=True, clip_x0=True, train=TrainConfig(
     steps=500_000, batch_size=128, lr=1e-3, weight_decay=0.01, ema_decay=0.9999, amp=False,
     log_every=1000, ckpt_every=20_000))
 # InfoDiffusion ``train_latent_ddim``: LatentUNet (10 layers, width 4 a_dim, dropout 0.1), its image schedule
 # (linear 1e-5 -> 1e-2), MSE, raw codes, AdamW lr 1e-4 wd 1e-5, grad clip 1, warm-up + cosine over ``epochs``
-# (CelebA: 50 epochs of 162,770 codes at batch 64 ~ 127k steps), no EMA; sampled like its images.
+# to 2 x lr (CelebA: 50 epochs of 162,770 codes at batch 64: 127,200 steps), no EMA. Its FID command
+# (``eval_fid.sh``: ``--is_latent`` without ``--deterministic``) samples codes by ancestral DDPM over all 1000 steps.
 INFODIFFUSION_LATENT = LatentConfig(
     hidden=0, dropout=0.1, beta_start=1e-5, beta_end=1e-2, loss="mse", znormalize=False, sampler="ddpm",
-    train=TrainConfig(steps=127_000, batch_size=64, lr=1e-4, weight_decay=1e-5, grad_clip=1.0, amp=False,
-                      warmup_steps=2_540, lr_schedule="cosine", log_every=1000, ckpt_every=20_000))
+    train=TrainConfig(steps=127_200, batch_size=64, lr=2e-4, weight_decay=1e-5, grad_clip=1.0, amp=False,
+                      warmup_steps=2_544, lr_schedule="cosine", log_every=1000, ckpt_every=20_000))
 
 
 def quick(cfg: LatentConfig, steps: int = 1500) -> LatentConfig:
@@ -207,12 +215,21 @@ class LatentPrior(Method):
     def eps(self, z_t: Tensor, t: Tensor) -> Tensor:
         return self.net(z_t, t)
 
+    def clipped_eps(self, z_t: Tensor, t: Tensor) -> Tensor:
+        """eps recomputed from the predicted z_0 clamped to [-1, 1] (PDAE ``ddim.py: ddim_sample``); a DDIM step with
+        it is z_{t'} = sqrt(ab_{t'}) clamp(z0_hat) + sqrt(1 - ab_{t'}) eps'."""
+        z0 = self.schedule.predict_x0(z_t, t, self.net(z_t, t)).clamp(-1.0, 1.0)
+        return self.schedule.predict_eps(z_t, t, z0)
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n raw codes [n, D]: z_T ~ N(0, I) from ``generator`` (CPU), the configured sampler, then denormalised."""
         z_T = randn((n, self.dim), generator, device=self.mean.device)
+        if self.cfg.clip_noise:
+            z_T = z_T.clamp(-1.0, 1.0)
         if self.cfg.sampler == "ddim":
-            zn = ddim_sample(self.eps, z_T, self.schedule, self.cfg.sample_steps)
+            zn = ddim_sample(self.clipped_eps if self.cfg.clip_x0 else self.eps, z_T, self.schedule,
+                             self.cfg.sample_steps)
         else:
             zn = ddpm_sample(self.eps, z_T, self.schedule, generator)
         return zn * self.std + self.mean
