@@ -260,8 +260,8 @@ def _image_metric(entry: Entry, model: torch.nn.Module, data: Any, settings: Any
     idx = reference_indices(data, num_real)
     probe = content_hash(data.images(idx[:64]))  # catches crops/options that change the images
     split = "all" if data.train_indices() is None else "train"
-    real_key = f"{spec.name}-{spec.version}-r{spec.resolution}-{split}-{hashlib.sha256(idx.tobytes()).hexdigest()[:8]}" \
-               f"-{probe}"
+    which = hashlib.sha256(idx.tobytes()).hexdigest()[:8]
+    real_key = f"{spec.name}-{spec.version}-r{spec.resolution}-{split}-{which}-{probe}"
     generator = model.code_generator() if hasattr(model.cfg, "code_prior") else type(model).__name__
     work = None
     if out_dir is not None:

@@ -13,8 +13,15 @@ from benchbench import stages
 from benchbench.config import TrainConfig
 from benchbench.datasets.base import DataConfig
 from benchbench.errors import BenchbenchError
-from benchbench.methods.latent_prior import (DIFFAE_LATENT, INFODIFFUSION_LATENT, PDAE_LATENT, CodeData,
-                                             LatentConfig, LatentPrior, load_prior)
+from benchbench.methods.latent_prior import (
+    DIFFAE_LATENT,
+    INFODIFFUSION_LATENT,
+    PDAE_LATENT,
+    CodeData,
+    LatentConfig,
+    LatentPrior,
+    load_prior,
+)
 from benchbench.nets.mlp_skip import MLPSkipNet
 
 

@@ -102,7 +102,8 @@ class LatentConfig:
     def describe(self) -> str:
         """One line naming the generator, e.g. ``latent DDIM 10 steps (MLPSkipNet 10x2048, const beta 0.008)``."""
         steps = f"DDIM {self.sample_steps} steps" if self.sampler == "ddim" else f"DDPM {self.num_steps} steps"
-        beta = f"linear beta {self.beta_start:g}-{self.beta_end:g}" if self.beta_end > 0 else f"const beta {self.beta:g}"
+        beta = (f"linear beta {self.beta_start:g}-{self.beta_end:g}" if self.beta_end > 0
+                else f"const beta {self.beta:g}")
         width = self.hidden or "4D"
         return f"latent {steps} (MLPSkipNet {self.num_layers}x{width}, {beta}, {self.loss})"
 
@@ -135,7 +136,8 @@ def quick(cfg: LatentConfig, steps: int = 1500) -> LatentConfig:
 
     hidden = cfg.hidden and 256
     return replace(cfg, hidden=hidden, num_layers=6, num_codes=1000, train=replace(
-        cfg.train, steps=steps, batch_size=128, lr=max(cfg.train.lr, 1e-3), ema_decay=0.99 if cfg.train.ema_decay else 0.0,
+        cfg.train, steps=steps, batch_size=128, lr=max(cfg.train.lr, 1e-3),
+        ema_decay=0.99 if cfg.train.ema_decay else 0.0,
         warmup_steps=min(cfg.train.warmup_steps, 50), log_every=100, ckpt_every=500))
 
 

@@ -47,7 +47,8 @@ Features = Callable[[np.ndarray], np.ndarray]
 
 def check_protocol(settings: FIDSettings) -> None:
     if settings.protocol not in PROTOCOLS:
-        raise BenchbenchError(f"eval.fid.protocol={settings.protocol!r} is unknown; choose one of {', '.join(PROTOCOLS)}")
+        raise BenchbenchError(f"eval.fid.protocol={settings.protocol!r} is unknown; "
+                              f"choose one of {', '.join(PROTOCOLS)}")
 
 
 def counts(settings: FIDSettings) -> tuple[int, int]:
