@@ -247,6 +247,22 @@ def reference_images(data: Any, n: int) -> np.ndarray:
     return data.images(reference_indices(data, n))
 
 
+def _with_sample_grid(sample: Callable[[int, int], np.ndarray], path: Path,
+                      num: int = 64) -> Callable[[int, int], np.ndarray]:
+    """``sample`` that also writes the first chunk's first ``num`` images as ``path`` (so ``samples.png`` shows
+    images of the very generator and noise the FID was computed on)."""
+
+    def wrapped(i: int, n: int) -> np.ndarray:
+        images = sample(i, n)
+        if i == 0:
+            from benchbench.figures import sample_grid
+
+            sample_grid(images[:num]).save(path)
+        return images
+
+    return wrapped
+
+
 def _image_metric(entry: Entry, model: torch.nn.Module, data: Any, settings: Any, seed: int,
                   device: torch.device, out_dir: Path | None = None) -> Any:
     import hashlib
@@ -267,7 +283,12 @@ def _image_metric(entry: Entry, model: torch.nn.Module, data: Any, settings: Any
     if out_dir is not None:
         tag = hashlib.sha256(f"{settings}|{seed}|{generator}".encode()).hexdigest()[:10]
         work = Path(out_dir) / "fid" / f"{settings.protocol}-{tag}"
-    res = entry.obj(chunk_sampler(model, seed, settings.gen_batch), lambda n: reference_images(data, n), real_key,
-                    settings, work, data_root() / "fid-stats", device)
+    sample = chunk_sampler(model, seed, settings.gen_batch)
+    if out_dir is not None:
+        sample = _with_sample_grid(sample, Path(out_dir) / "samples.png")
+    res = entry.obj(sample, lambda n: reference_images(data, n), real_key, settings, work, data_root() / "fid-stats",
+                    device)
     res.extras["generator"] = generator
+    prior = getattr(model.cfg, "code_prior", None)  # the report's column mode: protocol and code generator
+    res.extras["mode"] = settings.protocol if prior is None else f"{settings.protocol}, {prior} codes"
     return res

@@ -26,6 +26,19 @@ from benchbench.methods.latent_prior import CodeData, LatentConfig, load_prior
 Log = Callable[[str], None]
 
 
+CODE_PRIORS = ("latent", "gaussian")
+
+
+def check_code_prior(model_cfg: Any) -> None:
+    """ConfigError unless a ``code_prior`` the model config has is one of :data:`CODE_PRIORS`."""
+    value = getattr(model_cfg, "code_prior", None)
+    if value is not None and value not in CODE_PRIORS:
+        from benchbench.errors import ConfigError
+
+        raise ConfigError(f"--set model.code_prior={value!r}: choose 'latent' (the paper's latent DPM on the codes) "
+                          "or 'gaussian' (a Gaussian code prior)")
+
+
 def wants_latent(model_cfg: Any) -> bool:
     """Whether this model config asks for the latent code generator."""
     return getattr(model_cfg, "code_prior", None) == "latent" and isinstance(getattr(model_cfg, "latent", None),

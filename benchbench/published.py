@@ -26,6 +26,8 @@ class Reported:
         source: where the number was read (paper and table).
         status: "verified" (two independent sources agree) or "UNVERIFIED".
         protocol: the protocol the number was measured with, in words.
+        fid_protocol: for FID, the ``eval.fid.protocol`` that computes it the same way ("infodiffusion": clean-fid,
+            10k samples; "disdiff-quirk": DisDiff's [0, 255]-floats script, comparable with nothing else).
     """
 
     dataset: str
@@ -37,6 +39,7 @@ class Reported:
     source: str
     status: str
     protocol: str
+    fid_protocol: str = ""
 
 
 @cache
@@ -46,7 +49,7 @@ def published() -> tuple[Reported, ...]:
     protocols = doc["protocols"]
     return tuple(Reported(e["dataset"], e["method"], e["label"], e["metric"], float(e["mean"]),
                           None if e.get("std") is None else float(e["std"]), e["source"], e["status"],
-                          protocols[e["protocol"]]) for e in doc["entries"])
+                          protocols[e["protocol"]], e.get("fid_protocol", "")) for e in doc["entries"])
 
 
 def for_dataset(dataset: str) -> list[Reported]:

@@ -282,16 +282,20 @@ def _add_reported(table: Table) -> None:
         why = "synthetic look-alike data" if table.synthetic else "no published numbers for this dataset"
         table.notes.append(f"--paper: no published numbers shown ({why}).")
         return
+    def matches(c: Column, r: published.Reported) -> bool:  # FID only beside FID of the same protocol
+        return c.metric == r.metric and (not r.fid_protocol or c.mode.split(",")[0] == r.fid_protocol)
+
     for r in entries:
-        if not any(c.metric == r.metric for c in table.columns):
+        if not any(matches(c, r) for c in table.columns):
             meta = registry.metrics.get(r.metric).meta if r.metric in registry.metrics else {}
-            table.columns.append(Column(r.metric, "", "", meta.get("label", r.metric), meta.get("higher_is_better")))
-    column = {r.metric: next(c for c in table.columns if c.metric == r.metric) for r in entries}
+            table.columns.append(Column(r.metric, r.fid_protocol, "", meta.get("label", r.metric),
+                                        meta.get("higher_is_better")))
+    column = {(r.metric, r.fid_protocol): next(c for c in table.columns if matches(c, r)) for r in entries}
     reported: dict[str, Row] = {}
     for r in entries:
         row = reported.setdefault(r.method, Row(f"{r.label} (reported)", "published", 0, kind="reported"))
         std = None if r.std is None else _fmt(r.std)
-        row.cells[column[r.metric]] = Cell(_fmt(r.mean), std, 1, 1)
+        row.cells[column[(r.metric, r.fid_protocol)]] = Cell(_fmt(r.mean), std, 1, 1)
     deltas = []
     for row in table.rows:
         pub = reported.get(row.method)
@@ -307,6 +311,11 @@ def _add_reported(table: Table) -> None:
     table.rows += [*reported.values(), *deltas]
     table.notes.append("Rows marked (reported) are published numbers, not reproduced by benchbench; they are not "
                        "ranked. 'difference' rows are our mean minus the published mean.")
+    if any(r.fid_protocol for r in entries):
+        table.notes.append("FID columns are headed by their protocol and code generator (eval.fid.protocol); published "
+                           "FIDs sit only in the column of the protocol they were computed with. 'disdiff-quirk' is "
+                           "DisDiff's pytorch_fid.py, which feeds [0, 255] floats to a network expecting [0, 1]: not "
+                           "comparable with any other FID.")
     for proto in dict.fromkeys(r.protocol for r in entries):
         users = sorted({f"{r.label} ({r.status}; {r.source})" for r in entries if r.protocol == proto})
         table.notes.append(f"Published protocol: {proto}. Sources: {'; '.join(users)}.")

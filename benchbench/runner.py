@@ -26,7 +26,7 @@ from benchbench.datasets.base import ImageData
 from benchbench.errors import BenchbenchError
 from benchbench.evaluate import evaluate, select_metrics
 from benchbench.figures import save_figures
-from benchbench.latent_stage import ensure_latent
+from benchbench.latent_stage import check_code_prior, ensure_latent
 from benchbench.provenance import provenance
 from benchbench.registry import datasets, methods
 from benchbench.train import derive_seed, pick_device, train
@@ -94,8 +94,9 @@ def plan(
     cfgs = [resolve(method, dataset, preset, s, overrides) for s in seeds]
     data = build_data(cfgs[0], data_dir)
     check = methods.get(method).meta.get("check")  # the method's own (cross-field) config checks, before any stage
-    if check is not None:
-        for cfg in cfgs:
+    for cfg in cfgs:
+        check_code_prior(cfg.model)
+        if check is not None:
             check(cfg.model, data.spec)
     chosen, skipped = select_metrics(data.spec, cfgs[0].eval, methods.get(method).obj)
     specs = []
@@ -172,6 +173,8 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
         figures = [p.name for p in save_figures(trained, data, spec.dir, cfg.seed)] if cfg.eval.figures else []
         log(f"scoring seed {cfg.seed} with {', '.join(spec.metrics)}")
         scores = evaluate(trained, data, cfg.eval, list(spec.metrics), device, log, out_dir=spec.dir)
+        if (spec.dir / "samples.png").exists():  # written by FID from its own first samples
+            figures.append("samples.png")
     finally:
         distributed.barrier()  # release the other ranks even when scoring fails
     t2 = time.perf_counter()

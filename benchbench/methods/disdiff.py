@@ -60,6 +60,8 @@ from benchbench.diffusion import Schedule, ddim_encode, ddim_sample
 from benchbench.errors import ConfigError
 from benchbench.method import CodeMoments, Method, randn
 from benchbench.methods.dpm import DPM, DPMConfig, ddpm_request
+from benchbench.methods.latent_prior import PDAE_LATENT, LatentConfig
+from benchbench.methods.latent_prior import quick as quick_latent
 from benchbench.methods.ldm import AutoencoderConfig, LatentDPM, LatentDPMConfig, ldm_request
 from benchbench.methods.pdae import PRESETS as PDAE_PRESETS
 from benchbench.nets.unet import UNetConfig, UNetDecoder
@@ -85,7 +87,10 @@ class DisDiffConfig:
             configs unless ``-dw`` is passed, hazard 2).
         dis_loss_type: "Z" (weight from latent predictions, the README's) or "IM" (from decoded images).
         sample_steps: DDIM steps of sample, reconstruct and traverse.
-        code_momentum: momentum of the running code moments behind :meth:`DisDiff.sample`.
+        code_momentum: momentum of the running code moments behind the ``gaussian`` code prior.
+        code_prior: codes of :meth:`DisDiff.sample`: "latent" (a latent DPM on the codes, PDAE's, since DisDiff's code
+            has no code generator: a benchbench choice) or "gaussian" (N(mean, cov) of the training codes).
+        latent: that latent DPM.
     """
 
     space: str = "latent"
@@ -100,6 +105,8 @@ class DisDiffConfig:
     dis_loss_type: str = "Z"
     sample_steps: int = 50
     code_momentum: float = 0.99
+    code_prior: str = "latent"
+    latent: LatentConfig = field(default_factory=lambda: PDAE_LATENT)
 
     @property
     def code_dim(self) -> int:
@@ -216,7 +223,7 @@ def _presets() -> dict[str, object]:
         in_channels=3, out_channels=3, resolution=4, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
         attention_resolutions=(), num_groups=4, dropout=0.0), sample_steps=5, train=smoke_train)
     smoke = DisDiffConfig(ldm=smoke_ldm, dpm=_pdae_dpm("smoke"), num_factors=3, factor_dim=4, encoder_channels=8,
-                          orth_dim=8, sample_steps=5)
+                          orth_dim=8, sample_steps=5, code_prior="gaussian")
     # quick (CPU laptop, not a paper setting): 32×32 images -> 8×8×3 VQ latents; small autoencoder and latent UNet,
     # Encoder4 with d = 32 (128 in the paper: the factor metrics encode ~10^5 images), N = 6 × k = 32 as the paper.
     quick_ae = AutoencoderConfig(channels=16, channel_mult=(1, 2, 2), num_res_blocks=1, codebook_size=512,
@@ -227,7 +234,8 @@ def _presets() -> dict[str, object]:
         attention_resolutions=(4,), num_groups=8, num_heads=4, dropout=0.0), sample_steps=20,
         train=TrainConfig(steps=2000, batch_size=32, lr=1e-3, ema_decay=0.995, grad_clip=1.0, amp=False,
                           log_every=100, ckpt_every=500))
-    quick = DisDiffConfig(ldm=quick_ldm, dpm=_pdae_dpm("quick"), encoder_channels=32, sample_steps=20)
+    quick = DisDiffConfig(ldm=quick_ldm, dpm=_pdae_dpm("quick"), encoder_channels=32, sample_steps=20,
+                          latent=quick_latent(PDAE_LATENT))
     quick_train = TrainConfig(steps=800, batch_size=16, lr=1e-3, weight_decay=0.01, ema_decay=0.99, grad_clip=1.0,
                               warmup_steps=50, amp=False, log_every=50, ckpt_every=400)
     # paper: the reference's <ds>-vq-4-16(-dis) configs (methods.md §6): autoencoder ch 32 (1, 2, 4), 2 blocks, VQ 3 ×
@@ -424,9 +432,13 @@ class DisDiff(Method):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples [n, C, R, R]: z from the code Gaussian, y_T ~ N(0, I) (both from ``generator``), DDIM, D."""
-        z = self.code_moments.sample(n, generator)
+        """n samples [n, C, R, R]: z from the latent DPM (or the code Gaussian), y_T ~ N(0, I) (both from
+        ``generator``), DDIM, D."""
+        z = self.sample_codes(n, generator)
         return self.decode(randn(self._latent_shape(n), generator, device=self.device), z)
+
+    def gaussian_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.code_moments.sample(n, generator)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:

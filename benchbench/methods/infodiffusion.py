@@ -48,6 +48,8 @@ from benchbench.datasets.base import DataSpec
 from benchbench.diffusion import EpsFn, Schedule, ddim_encode, ddim_sample
 from benchbench.errors import ConfigError
 from benchbench.method import Method, randn, standardize_codes
+from benchbench.methods.latent_prior import INFODIFFUSION_LATENT, LatentConfig
+from benchbench.methods.latent_prior import quick as quick_latent
 from benchbench.nets.unet import SemanticEncoder, SemanticEncoderConfig, UNet, UNetConfig
 from benchbench.registry import register_method
 
@@ -77,6 +79,9 @@ class InfoDiffusionConfig:
         x0_weight: weight of the x0_tilde reconstruction term; None means 1 / T (the reference's).
         num_steps, beta_start, beta_end: the linear schedule (T = 1000, 1e-5 -> 1e-2, the code's default).
         sample_steps: DDIM steps of sample, reconstruct and traverse (and of the DDIM inversion).
+        code_prior: codes of :meth:`InfoDiffusion.sample`: "latent" (the reference's ``--is_latent`` FID sampling: a
+            latent DDPM, ``LatentUNet``, on the encoder outputs) or "gaussian" (the prior N(0, I)).
+        latent: that latent DDPM (``run.py --mode train_latent_ddim``).
     """
 
     unet: UNetConfig = field(default_factory=lambda: PAPER_DECODER)
@@ -92,6 +97,8 @@ class InfoDiffusionConfig:
     beta_start: float = 1e-5
     beta_end: float = 1e-2
     sample_steps: int = 50
+    code_prior: str = "latent"
+    latent: LatentConfig = field(default_factory=lambda: INFODIFFUSION_LATENT)
 
 
 def _check(cfg: InfoDiffusionConfig, spec: DataSpec) -> None:
@@ -167,7 +174,8 @@ _QUICK_CONV = SemanticEncoderConfig(resolution=32, base_channels=8, channel_mult
 PRESETS = {
     "smoke": Preset(
         InfoDiffusionConfig(unet=_SMOKE_UNET, encoder=replace(_SMOKE_UNET, out_channels=1, cond_dim=0,
-                                                               cond_mode="scale"), a_dim=8, sample_steps=5),
+                                                               cond_mode="scale"), a_dim=8, sample_steps=5,
+                            code_prior="gaussian"),
         TrainConfig(steps=10, batch_size=8, lr=1e-3, log_every=5, ckpt_every=5),
         data=(("resolution", 16),),
     ),
@@ -177,7 +185,8 @@ PRESETS = {
     # the reference's estimator).
     "quick": Preset(
         InfoDiffusionConfig(unet=_QUICK_UNET, encoder=_QUICK_ENCODER, encoder_kind="conv", conv_encoder=_QUICK_CONV,
-                            a_dim=16, sample_steps=10, mmd_unbiased=True),
+                            a_dim=16, sample_steps=10, mmd_unbiased=True,
+                            latent=quick_latent(INFODIFFUSION_LATENT)),
         TrainConfig(steps=1000, batch_size=16, lr=1e-3, weight_decay=1e-5, grad_clip=1.0, ema_decay=0.0,
                     warmup_steps=100, lr_schedule="cosine", log_every=50, ckpt_every=500),
         data=(("resolution", 32),),
@@ -265,11 +274,17 @@ class InfoDiffusion(Method):
         """Deterministic DDIM decoding of (a [N, a_dim], x_T [N, C, H, W]) -> [N, C, H, W] in [-1, 1]."""
         return ddim_sample(self._eps_fn(a), x_T, self.schedule, self.cfg.sample_steps).clamp(-1, 1)
 
+    def gaussian_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return randn((n, self.cfg.a_dim), generator, device=self.device)
+
+    def gaussian_label(self) -> str:
+        return "the prior N(0, I)"
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples [n, C, H, W]: a ~ N(0, I) (the prior the MMD pulls q(a) towards), x_T ~ N(0, I), DDIM.
-        Both noises come from ``generator`` on the CPU, a's first."""
-        a = randn((n, self.cfg.a_dim), generator, device=self.device)
+        """n samples [n, C, H, W]: a from the latent DDPM (or, with ``code_prior=gaussian``, the prior N(0, I) the MMD
+        pulls q(a) towards), x_T ~ N(0, I), DDIM. Both noises come from ``generator`` on the CPU, a's first."""
+        a = self.sample_codes(n, generator)
         x_T = randn((n, self.spec.channels, self.spec.resolution, self.spec.resolution), generator, device=self.device)
         return self.decode(x_T, a)
 

@@ -16,9 +16,9 @@ the UNet's middle and output blocks (zero-initialised last conv), fed by the *fr
 half gives the features for both the frozen decoder (eps_theta) and G_psi. z enters every G block as
 (z_s, z_b) = Linear(SiLU(label_emb(z))), h <- (1 + z_s)(GN(h)(1 + t_s) + t_b) + z_b.
 
-Simplification: PDAE generates unconditionally with a latent DPM on z (MLPSkipNet, methods.md §5), which is not
-implemented yet; :meth:`PDAE.sample` draws z from a full-covariance Gaussian fitted to the codes of the training
-batches instead (running moments kept as buffers), then decodes with shifted DDIM.
+Unconditional generation (:meth:`PDAE.sample`) draws z from PDAE's latent DPM on the codes (MLPSkipNet, methods.md
+§5; the ``latent`` stage, :mod:`benchbench.methods.latent_prior`), then decodes with shifted DDIM; with
+``model.code_prior=gaussian`` z comes from a full-covariance Gaussian fitted to the training codes instead.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from benchbench.diffusion import Schedule, ddim_encode, ddim_sample
 from benchbench.errors import ConfigError
 from benchbench.method import CodeMoments, Method, randn
 from benchbench.methods.dpm import DPM, DPMConfig, ddpm_request
+from benchbench.methods.latent_prior import PDAE_LATENT, LatentConfig
+from benchbench.methods.latent_prior import quick as quick_latent
 from benchbench.nets.attention import AttentionBlock, group_norm
 from benchbench.nets.unet import UNetConfig, UNetDecoder
 from benchbench.registry import register_method
@@ -55,8 +57,12 @@ class PDAEConfig:
             log2(R / 4) of them (the first ones; the last is repeated if too few), so the map is 4×4 at the end.
         encoder_attention: sides of E_phi's maps followed by self-attention (16: after the 16×16 conv).
         encoder_heads: heads of that attention (4 in PDAE's CelebA-64 encoder).
-        sample_steps: DDIM steps for sample, reconstruct and traverse (inversion uses as many).
-        code_momentum: momentum of the running code moments behind :meth:`PDAE.sample`.
+        sample_steps: DDIM steps for sample, reconstruct and traverse (inversion uses as many; PDAE's generation
+            decodes with ``ddim100``).
+        code_momentum: momentum of the running code moments behind the ``gaussian`` code prior.
+        code_prior: codes of :meth:`PDAE.sample`: "latent" (PDAE's latent DPM, the ``latent`` stage built after
+            training) or "gaussian" (N(mean, cov) of the training codes; smoke tests).
+        latent: the latent DPM (PDAE's ``celeba64_latent.yml``).
     """
 
     dpm: DPMConfig = field(default_factory=DPMConfig)
@@ -68,6 +74,8 @@ class PDAEConfig:
     encoder_heads: int = 4
     sample_steps: int = 100
     code_momentum: float = 0.99
+    code_prior: str = "latent"
+    latent: LatentConfig = field(default_factory=lambda: PDAE_LATENT)
 
 
 def loss_weights(schedule: Schedule, gamma: float) -> Tensor:
@@ -122,7 +130,8 @@ def _presets() -> dict[str, object]:
                       attention_resolutions=(), num_groups=4, dropout=0.0)
     smoke_train = TrainConfig(steps=10, batch_size=8, lr=1e-3, log_every=5, ckpt_every=10)
     smoke = PDAEConfig(dpm=DPMConfig(unet=tiny, sample_steps=5, train=smoke_train), z_dim=8,
-                       encoder_channels=(8, 8), encoder_attention=(), encoder_heads=1, sample_steps=5)
+                       encoder_channels=(8, 8), encoder_attention=(), encoder_heads=1, sample_steps=5,
+                       code_prior="gaussian")
     # quick (CPU laptop, not a paper setting): 32×32, a small UNet, z_dim 32 (512 in the paper) and no attention in
     # E_phi (at 16×16 it made encoding 35× slower, and the factor metrics encode ~10^5 images). At ~5 DPM steps/s
     # (batch 16, one core) the DPM stage takes ~4 minutes, PDAE training plus evaluation about as long. The EMA
@@ -132,7 +141,8 @@ def _presets() -> dict[str, object]:
     quick_dpm = DPMConfig(unet=small, sample_steps=20, train=TrainConfig(
         steps=1200, batch_size=16, lr=1e-3, ema_decay=0.995, grad_clip=1.0, amp=False, log_every=50,
         ckpt_every=500))
-    quick = PDAEConfig(dpm=quick_dpm, z_dim=32, encoder_channels=(32, 64, 64), encoder_attention=(), sample_steps=20)
+    quick = PDAEConfig(dpm=quick_dpm, z_dim=32, encoder_channels=(32, 64, 64), encoder_attention=(), sample_steps=20,
+                       latent=quick_latent(PDAE_LATENT))
     quick_train = TrainConfig(steps=600, batch_size=16, lr=1e-3, ema_decay=0.99, grad_clip=1.0, amp=False,
                               log_every=50, ckpt_every=300)
     # paper: PDAE's CelebA-64 setting (methods.md §5): Diff-AE CelebA-64 UNet for the frozen DPM (benchbench choice;
@@ -227,11 +237,15 @@ class PDAE(Method):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples [n, C, H, W]: z from the code Gaussian, then DDIM with eps_hat from CPU-drawn x_T."""
-        z = self.code_moments.sample(n, generator)
+        """n samples [n, C, H, W]: z from the latent DPM (or the code Gaussian), then DDIM with eps_hat from CPU-drawn
+        x_T."""
+        z = self.sample_codes(n, generator)
         c, r = self.spec.channels, self.spec.resolution
         x_T = randn((n, c, r, r), generator, device=self.device)
         return ddim_sample(self.eps_hat(z), x_T, self.schedule, self.cfg.sample_steps)
+
+    def gaussian_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.code_moments.sample(n, generator)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
