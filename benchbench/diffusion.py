@@ -101,7 +101,9 @@ class Schedule:
         return self.gather(self.posterior_coef_x0, t, x0) * x0 + self.gather(self.posterior_coef_xt, t, x_t) * x_t
 
 
-# Samplers. ``eps_fn(x_t, t) -> eps`` wraps any noise predictor (conditional ones close over their code).
+# Generic samplers. ``eps_fn(x_t, t) -> eps`` wraps any noise predictor (conditional ones close over their code).
+# The methods sample as their official code does with :mod:`benchbench.ddim` (explicit grids, per-step clipping);
+# these plain versions (respaced grid ending at ab = 1, inversion from ab = 1, no clipping) remain for tests and tools.
 EpsFn = Callable[[Tensor, Tensor], Tensor]
 
 

@@ -149,6 +149,7 @@ class Cell:
     count: int
     row_n: int
     rank: int = 0
+    mark: str = ""  # appended to the text: "*" = published under a protocol we only approximate (see the notes)
 
 
 @dataclass
@@ -282,20 +283,14 @@ def _add_reported(table: Table) -> None:
         why = "synthetic look-alike data" if table.synthetic else "no published numbers for this dataset"
         table.notes.append(f"--paper: no published numbers shown ({why}).")
         return
-    def matches(c: Column, r: published.Reported) -> bool:  # FID only beside FID of the same protocol
-        return c.metric == r.metric and (not r.fid_protocol or c.mode.split(",")[0] == r.fid_protocol)
+    from benchbench.report_notes import paired_column, paired_protocol_notes
 
-    for r in entries:
-        if not any(matches(c, r) for c in table.columns):
-            meta = registry.metrics.get(r.metric).meta if r.metric in registry.metrics else {}
-            table.columns.append(Column(r.metric, r.fid_protocol, "", meta.get("label", r.metric),
-                                        meta.get("higher_is_better")))
-    column = {(r.metric, r.fid_protocol): next(c for c in table.columns if matches(c, r)) for r in entries}
+    column = {id(r): paired_column(table, r) for r in entries}
     reported: dict[str, Row] = {}
     for r in entries:
         row = reported.setdefault(r.method, Row(f"{r.label} (reported)", "published", 0, kind="reported"))
         std = None if r.std is None else _fmt(r.std)
-        row.cells[column[(r.metric, r.fid_protocol)]] = Cell(_fmt(r.mean), std, 1, 1)
+        row.cells[column[id(r)]] = Cell(_fmt(r.mean), std, 1, 1, mark="" if published.exact_protocol(r) else "*")
     deltas = []
     for row in table.rows:
         pub = reported.get(row.method)
@@ -305,20 +300,16 @@ def _add_reported(table: Table) -> None:
         for col, cell in row.cells.items():
             ref = pub.cells.get(col)
             if ref is not None:
-                delta.cells[col] = Cell(f"{float(cell.mean) - float(ref.mean):+.3f}", None, 1, 1)
+                delta.cells[col] = Cell(f"{float(cell.mean) - float(ref.mean):+.3f}", None, 1, 1, mark=ref.mark)
         if delta.cells:
             deltas.append(delta)
     table.rows += [*reported.values(), *deltas]
     table.notes.append("Rows marked (reported) are published numbers, not reproduced by benchbench; they are not "
                        "ranked. 'difference' rows are our mean minus the published mean.")
-    if any(r.fid_protocol for r in entries):
-        table.notes.append("FID columns are headed by their protocol and code generator (eval.fid.protocol); published "
-                           "FIDs sit only in the column of the protocol they were computed with. 'disdiff-quirk' is "
-                           "DisDiff's pytorch_fid.py, which feeds [0, 255] floats to a network expecting [0, 1]: not "
-                           "comparable with any other FID.")
     for proto in dict.fromkeys(r.protocol for r in entries):
         users = sorted({f"{r.label} ({r.status}; {r.source})" for r in entries if r.protocol == proto})
         table.notes.append(f"Published protocol: {proto}. Sources: {'; '.join(users)}.")
+    table.notes += paired_protocol_notes(table, entries, column)
 
 
 def _latex_escape(text: str) -> str:
@@ -340,6 +331,7 @@ def _cell_text(cell: Cell | None, pm: str, none: str, best: str, second: str) ->
         return none
     text = cell.mean if cell.std is None else f"{cell.mean} {pm} {cell.std}"
     text = text if cell.count == cell.row_n else f"{text} (n={cell.count})"
+    text += cell.mark
     return best % text if cell.rank == 1 else second % text if cell.rank == 2 else text
 
 
@@ -450,8 +442,12 @@ def build_report(out: Path, fmt: str = "latex", write: bool = True, paper: bool 
     if fmt == "csv":
         return render_csv(df, paper)
     render, suffix = (render_latex, ".tex") if fmt == "latex" else (render_markdown, ".md")
+    from benchbench.report_notes import deviation_notes
+
     parts = []
+    deviations = deviation_notes(out)  # each run's recorded deviations from the paper setting, as table notes
     for table in _tables(df, paper):
+        table.notes += deviations.get(table.dataset, [])
         text = render(table)
         if write:
             store.atomic_write_bytes(out / "tables" / f"{table.dataset}{suffix}", text.encode())

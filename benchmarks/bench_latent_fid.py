@@ -44,7 +44,7 @@ def main() -> None:
 
     device = torch.device("cpu")
     for method in args.methods.split(","):
-        overrides = [f"eval.metrics=('fid',)", f"eval.fid.protocol={args.protocol}", f"eval.fid.num_gen={args.num_gen}",
+        overrides = ["eval.metrics=('fid',)", f"eval.fid.protocol={args.protocol}", f"eval.fid.num_gen={args.num_gen}",
                      f"eval.fid.num_real={args.num_real}", "model.code_prior=latent", *args.set]
         if args.weights:
             overrides.append(f"eval.fid.weights={args.weights}")
@@ -64,7 +64,7 @@ def main() -> None:
         data = runner.build_data(cfg, None)
         entry = methods.get(method)
         requests = entry.meta["stages"](cfg) if entry.meta.get("stages") else {}
-        arts = {n: ensure(r, lambda _: data, device, args.out, logs.append, False) for n, r in requests.items()}
+        arts = {n: ensure(r, lambda _, d=data: d, device, args.out, logs.append, False) for n, r in requests.items()}
         model = entry.obj(cfg.model, data.spec, stages=arts) if requests else entry.obj(cfg.model, data.spec)
         trained = train(model, data, cfg.train, run_dir, cfg.seed, config_hash(cfg), device, False, logs.append)
         trained.cfg = replace(trained.cfg, code_prior="gaussian")

@@ -17,7 +17,7 @@ def _fid_run(out: Path, method: str, value: float, protocol: str, prior: str, cf
 
 
 def test_published_fid_protocols() -> None:
-    fid = {r.method: r.fid_protocol for r in published.published() if r.metric == "fid"}
+    fid = {r.method: r.metric_protocol for r in published.published() if r.metric == "fid"}
     assert fid["disdiff"] == "disdiff-quirk" and fid["infodiffusion"] == "infodiffusion"
     assert set(fid.values()) == {"disdiff-quirk", "infodiffusion"}
 
@@ -29,9 +29,10 @@ def test_fid_only_beside_fid_of_the_same_protocol(tmp_path: Path) -> None:
     md = report.build_report(tmp_path, "markdown", write=False, paper=True)
     head = next(line for line in md.splitlines() if line.startswith("| Method"))
     assert "FID (infodiffusion, latent codes)" in head and "FID (benchbench, gaussian codes)" in head
-    assert "FID (disdiff-quirk)" in head  # DisDiff's published number gets its own column
+    assert "FID [protocol=disdiff-quirk]" in head  # DisDiff's published number gets its own column
     # InfoDiffusion's 23.6 (clean-fid, 10k) is compared with our infodiffusion-protocol FID only ...
-    assert any(line.startswith("| difference infodiffusion - reported") and "+6.400" in line for line in md.splitlines())
+    lines = md.splitlines()
+    assert any(line.startswith("| difference infodiffusion - reported") and "+6.400" in line for line in lines)
     # ... while DisDiff's 18.2 (its [0, 255]-floats script) is compared with nothing we computed.
     assert not any(line.startswith("| difference disdiff - reported") for line in md.splitlines())
     assert "not comparable with any other FID" in md

@@ -61,11 +61,33 @@ def test_paper_never_beside_synthetic_runs(tmp_path: Path) -> None:
 
 
 def test_paper_adds_a_column_our_runs_lack(tmp_path: Path) -> None:
-    _run(tmp_path, "infodiffusion", 0, {"tad": 0.2}, dataset="celeba", source="real")
+    tad = {"protocol": "infodiffusion", "variant": "exact", "num_images": 10000, "seed": 0}
+    _run(tmp_path, "infodiffusion", 0, {"tad": 0.2}, dataset="celeba", source="real", settings={"tad": tad})
     md = report.build_report(tmp_path, "markdown", write=False, paper=True)
     head = next(line for line in md.splitlines() if line.startswith("| Method"))
     assert "FID" in head or "fid" in head
-    assert "| difference infodiffusion - reported | quick | 1 | -0.099 | n/a |" in md
+    assert "| difference infodiffusion - reported | quick | 1 | -0.099 | n/a | n/a |" in md
+
+
+def test_published_tad_only_beside_its_own_protocol(tmp_path: Path) -> None:
+    """A published TAD sits beside our TAD computed under that paper's protocol, never beside another one; DisDiff's
+    (approximated: its evaluation file is unpublished) is marked *; a protocol without runs says how to get one."""
+    ours = {"protocol": "benchbench", "variant": "exact", "num_images": 10000, "seed": 0}
+    _run(tmp_path, "infodiffusion", 0, {"tad": 0.2}, dataset="celeba", source="real", settings={"tad": ours})
+    dis = {"protocol": "disdiff", "variant": "disdiff", "num_images": 10000, "seed": 0}
+    _run(tmp_path, "disdiff", 0, {"tad": 0.25}, dataset="celeba", source="real", settings={"tad": dis})
+    md = report.build_report(tmp_path, "markdown", write=False, paper=True)
+    head = next(line for line in md.splitlines() if line.startswith("| Method"))
+    cols = [c.strip() for c in head.strip("|").split("|")]
+    assert cols[3:6] == ["tad [protocol=disdiff, variant=disdiff] ↑", "tad [protocol=benchbench, variant=exact] ↑",
+                         "TAD [protocol=infodiffusion] ↑"]  # the helper's runs carry no label: "tad"
+    # infodiffusion ran under benchbench's protocol only: no difference row against its published 0.299.
+    assert "difference infodiffusion" not in md
+    assert "| *InfoDiffusion (reported)* | published | n/a | n/a | n/a | 0.299 ± 0.006 |" in md
+    assert "| *DisDiff (reported)* | published | n/a | 0.305 ± 0.010* | n/a | n/a |" in md
+    assert "| difference disdiff - reported | quick | 1 | -0.055* | n/a | n/a |" in md
+    assert "rerun with --set eval.tad.protocol=infodiffusion to compare" in md
+    assert "Cells marked * compare numbers whose protocols differ" in md and "test_celeba.npz is unpublished" in md
 
 
 def test_attrs_column_next_to_tad(tmp_path: Path) -> None:
@@ -88,3 +110,18 @@ def test_cli_report_paper_flag(tmp_path: Path, invoke) -> None:
     assert code == 0
     assert "| *DisDiff (reported)* | published | n/a | 0.617 ± 0.070 |" in out
     assert "| difference disdiff - reported | quick | 1 | +0.183 |" in out
+
+
+def test_recorded_deviations_become_table_notes(tmp_path: Path) -> None:
+    from benchbench import store
+
+    for seed in (0, 1):
+        d = _run(tmp_path, "betavae", seed, {"mig": 0.3})
+        record = store.read_json(d / "result.json")
+        record["deviations"] = ["shapes3d-synth: synthetic look-alike data, never comparable with published numbers",
+                                "β=4 is benchbench's choice", *(["seed-only line"] if seed else [])]
+        store.atomic_write_json(d / "result.json", record)
+    md = report.build_report(tmp_path, "markdown", write=False)
+    assert "- Deviations from the paper setting, betavae: β=4 is benchbench's choice; seed-only line." in md
+    latex = report.build_report(tmp_path, write=False)
+    assert "Deviations from the paper setting, betavae" in latex

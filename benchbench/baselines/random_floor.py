@@ -30,3 +30,11 @@ PRESETS = {
 )
 class RandomFloor(BetaVAE):
     """A :class:`BetaVAE` that is only ever used at initialisation (all presets train for 0 steps)."""
+
+    def protocol(self) -> dict[str, str]:
+        """The β-VAE's parts, untrained."""
+        return {**super().protocol(), "training": "none: the seeded Glorot-uniform initialisation (0 steps)"}
+
+    def deviations(self) -> list[str]:
+        """No paper has this row: it is benchbench's chance floor."""
+        return ["benchbench's chance floor (never trained); no published counterpart"]

@@ -58,6 +58,20 @@ def counts(settings: FIDSettings) -> tuple[int, int]:
     return settings.num_gen or gen, settings.num_real if settings.num_real >= 0 else real
 
 
+DESCRIPTIONS = {
+    "benchbench": "torch-fidelity inception-v3-compat (TF 2015-12-05 graph, pool3, TF1 bilinear resize of uint8)",
+    "infodiffusion": "clean-fid 'clean' mode (PIL bicubic resize of floats, StyleGAN2-ADA TorchScript Inception), "
+                     "InfoDiffusion's calc_fid.py",
+    "diffae": "Diff-AE's counts (50k vs 50k) computed with torch-fidelity (Diff-AE used pytorch-fid)",
+    "disdiff-quirk": "DisDiff's pytorch_fid.py quirk ([0, 255] floats into a network expecting [0, 1]) on clean-fid's "
+                     "TorchScript Inception: not comparable",
+}
+
+
+def describe(protocol: str) -> str:
+    return DESCRIPTIONS.get(protocol, protocol)
+
+
 def uses_cleanfid(protocol: str) -> bool:
     return protocol in ("infodiffusion", "disdiff-quirk")
 
