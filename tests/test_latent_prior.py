@@ -112,3 +112,21 @@ def test_stage_identity_keys_on_the_source_run_only_when_given() -> None:
     assert "source" not in base.identity()
     a, b = replace(base, source="diffae/abc/seed0/weights-1"), replace(base, source="diffae/abc/seed1/weights-2")
     assert len({base.hash(), a.hash(), b.hash()}) == 3
+
+
+def test_pdae_latent_sampling_clips_as_its_code() -> None:
+    """PDAE's ``latent_diffusion_sample``: z_T clamped to [-1, 1], DDIM on its timestep map with z_0 clamped, so the
+    normalised codes end in [-1, 1]; Diff-AE's latent DDIM does neither."""
+    codes = np.random.default_rng(0).normal(2.0, 3.0, size=(64, 4)).astype(np.float32)
+    spec = CodeData(codes).spec
+    small = {"hidden": 16, "num_layers": 2, "sample_steps": 5}
+    torch.manual_seed(0)
+    pdae = LatentPrior(replace(PDAE_LATENT, **small), spec).eval()
+    torch.manual_seed(0)
+    diffae = LatentPrior(replace(DIFFAE_LATENT, **small), spec).eval()
+    with torch.no_grad():  # an untrained net predicts large z_0: only the clamp keeps them in range
+        for layer in (pdae, diffae):
+            layer.net.layers[-1].linear.bias.fill_(5.0)
+    zp = (pdae.sample(256, torch.Generator().manual_seed(0)) - pdae.mean) / pdae.std
+    zd = (diffae.sample(256, torch.Generator().manual_seed(0)) - diffae.mean) / diffae.std
+    assert float(zp.abs().max()) <= 1.0 + 1e-5 < float(zd.abs().max())

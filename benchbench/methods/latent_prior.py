@@ -33,8 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchbench import ddim
 from benchbench.config import TrainConfig
-from benchbench.diffusion import Schedule, ddim_sample, ddpm_sample
+from benchbench.diffusion import Schedule, ddpm_sample
 from benchbench.errors import ConfigError
 from benchbench.method import Method, randn
 from benchbench.nets.mlp_skip import MLPSkipNet
@@ -59,6 +60,8 @@ class LatentConfig:
         znormalize: train on (z - mean) / std with the encoded codes' statistics (Diff-AE, PDAE: True).
         sampler: "ddim" (Diff-AE, PDAE) or "ddpm" (ancestral, all T steps).
         sample_steps: DDIM steps (Diff-AE's ``fid(10,10)``: 10; PDAE's ``latent_ddim_style="ddim100"``: 100).
+        grid: the DDIM timestep grid (:mod:`benchbench.ddim`): "diffae" (``space_timesteps`` "ddimK") or "pdae"
+            (PDAE's ``timestep_map``).
         clip_noise: clamp z_T to [-1, 1] before sampling (PDAE's ``latent_diffusion_sample``: "may slightly improve
             sample quality").
         clip_x0: clamp each DDIM step's predicted (normalised) z_0 to [-1, 1] and recompute eps from it (PDAE: its
@@ -80,6 +83,7 @@ class LatentConfig:
     znormalize: bool = True
     sampler: str = "ddim"
     sample_steps: int = 10
+    grid: str = "diffae"
     clip_noise: bool = False
     clip_x0: bool = False
     num_codes: int = 0
@@ -91,6 +95,8 @@ class LatentConfig:
             raise ConfigError(f"latent.loss must be 'l1' or 'mse', got {self.loss!r}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"latent.sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.grid not in ("diffae", "pdae"):
+            raise ConfigError(f"latent.grid must be 'diffae' or 'pdae', got {self.grid!r}")
         if not 1 <= self.sample_steps <= self.num_steps:
             raise ConfigError(f"latent.sample_steps must be in 1..{self.num_steps}, got {self.sample_steps}")
 
@@ -117,7 +123,7 @@ DIFFAE_LATENT = LatentConfig(train=TrainConfig(
 # criterion in the released trainer (``num_iterations`` is gradient accumulation): benchbench trains 500k steps
 # (UNVERIFIED, a benchbench choice). Sampling (``gaussian_diffusion.py: latent_diffusion_sample``): z_T clamped to
 # [-1, 1], 100 DDIM steps whose predicted z_0 is clamped to [-1, 1] (reference code; the paper says neither).
-PDAE_LATENT = LatentConfig(sample_steps=100, clip_noise=True, clip_x0=True, train=TrainConfig(
+PDAE_LATENT = LatentConfig(sample_steps=100, grid="pdae", clip_noise=True, clip_x0=True, train=TrainConfig(
     steps=500_000, batch_size=128, lr=1e-3, weight_decay=0.01, ema_decay=0.9999, amp=False,
     log_every=1000, ckpt_every=20_000))
 # InfoDiffusion ``train_latent_ddim``: LatentUNet (10 layers, width 4 a_dim, dropout 0.1), its image schedule
@@ -217,12 +223,6 @@ class LatentPrior(Method):
     def eps(self, z_t: Tensor, t: Tensor) -> Tensor:
         return self.net(z_t, t)
 
-    def clipped_eps(self, z_t: Tensor, t: Tensor) -> Tensor:
-        """eps recomputed from the predicted z_0 clamped to [-1, 1] (PDAE ``ddim.py: ddim_sample``); a DDIM step with
-        it is z_{t'} = sqrt(ab_{t'}) clamp(z0_hat) + sqrt(1 - ab_{t'}) eps'."""
-        z0 = self.schedule.predict_x0(z_t, t, self.net(z_t, t)).clamp(-1.0, 1.0)
-        return self.schedule.predict_eps(z_t, t, z0)
-
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n raw codes [n, D]: z_T ~ N(0, I) from ``generator`` (CPU), the configured sampler, then denormalised."""
@@ -230,8 +230,8 @@ class LatentPrior(Method):
         if self.cfg.clip_noise:
             z_T = z_T.clamp(-1.0, 1.0)
         if self.cfg.sampler == "ddim":
-            zn = ddim_sample(self.clipped_eps if self.cfg.clip_x0 else self.eps, z_T, self.schedule,
-                             self.cfg.sample_steps)
+            build = ddim.pdae_grid if self.cfg.grid == "pdae" else ddim.diffae_grid
+            zn = ddim.sample(self.eps, z_T, build(self.schedule, self.cfg.sample_steps), clip=self.cfg.clip_x0)
         else:
             zn = ddpm_sample(self.eps, z_T, self.schedule, generator)
         return zn * self.std + self.mean

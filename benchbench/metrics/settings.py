@@ -185,7 +185,7 @@ def eval_preset(preset: str) -> EvalConfig:
             factorvae=FactorVAESettings(num_train=1_000, num_eval=500, num_variance_estimate=5_000),
             mig=MIGSettings(num_train=5_000),
             dci=DCISettings(num_train=1_000, num_test=500),
-            fid=FIDSettings(num_gen=200, num_real=500, chunk=100, gen_batch=50),
+            fid=FIDSettings(num_gen=200, num_real=200, chunk=100, gen_batch=50),
             sap=SAPSettings(num_train=2_000, num_test=1_000),
             modularity=ModularitySettings(num_train=2_000, num_test=1_000),
             betavae_score=BetaVAEScoreSettings(num_train=200, num_eval=100),
