@@ -61,11 +61,12 @@ def request(cfg: RunConfig, cfg_hash: str, model: torch.nn.Module) -> stages.Sta
 @torch.no_grad()
 def encode_codes(model: Method, data: ImageData, num: int, batch: int, device: torch.device,
                  progress: bool = False) -> np.ndarray:
-    """Codes [M, D] float32 of the first ``num`` training images (all when 0), never flipped (Diff-AE's
-    ``infer_whole_dataset``: flip_prob 0, EMA encoder, in order)."""
+    """Codes [M, D] float32 of the first ``num`` images the method trained on (``data.training_pool()``: the training
+    split, or every image where the run trains on all, as Diff-AE's CelebA), all when ``num`` is 0, never flipped
+    (Diff-AE's ``infer_whole_dataset``: flip_prob 0, EMA encoder, in order)."""
     from tqdm.auto import tqdm
 
-    pool = data.train_indices()
+    pool = data.training_pool()
     idx = np.arange(len(data)) if pool is None else np.asarray(pool)
     if num:
         idx = idx[:num]

@@ -178,6 +178,12 @@ class CodeData:
     def train_indices(self) -> None:
         return None
 
+    def training_pool(self) -> None:
+        return None
+
+    def flips_training_batches(self) -> bool:
+        return False
+
     def rows(self, indices: np.ndarray) -> Tensor:
         return torch.from_numpy(self.codes[indices])
 
