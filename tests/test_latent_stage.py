@@ -66,3 +66,21 @@ def test_run_records_the_generator_and_the_latent_stage(tmp_path: Path) -> None:
     assert record["generator"].startswith("latent DDPM 1000 steps") and record["stages"]["latent"]["kind"] == "latent"
     (stage,) = tmp_path.glob("stages/latent/shapes3d-synth/*/config.json")
     assert json.loads(stage.read_text())["source"].startswith("infodiffusion/")
+
+
+def test_describe_lists_the_generator_and_the_fid_protocol(tmp_path: Path) -> None:
+    from benchbench.describe import describe
+
+    weights = tmp_path / "inception-2015-12-05.pt"
+    weights.write_bytes(b"stand-in: describe only checks that the file exists")
+    info = describe("diffae", "celeba", "paper", ("eval.fid.protocol=infodiffusion",
+                                                  f"eval.fid.cleanfid_weights={weights}", "eval.metrics=('fid',)"))
+    gen = info["protocol"]["method.generator"]
+    assert gen.startswith("z_sem: latent DDIM 10 steps (MLPSkipNet 10x2048, const beta 0.008, l1)") and "K=10" in gen
+    fid = info["protocol"]["metric.fid"]
+    assert fid.startswith("protocol=infodiffusion: clean-fid") and "10000 samples" in fid
+    assert "the whole training split" in fid
+    assert not any("Gaussian" in d for d in info["deviations"])
+    gauss = describe("pdae", "celeba", "paper", ("model.code_prior=gaussian",))
+    assert gauss["protocol"]["method.generator"].startswith("z: gaussian: N(mean, cov)")
+    assert any("model.code_prior=gaussian" in d for d in gauss["deviations"])
