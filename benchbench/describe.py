@@ -30,7 +30,8 @@ class _RandomArtifact:
     def __init__(self, state: dict[str, torch.Tensor]) -> None:
         self.state = state
 
-    def load_state(self) -> dict[str, torch.Tensor]:
+    def load_state(self, online: bool = False) -> dict[str, torch.Tensor]:
+        """The same random state for the EMA and the non-EMA (``online``) weights."""
         return self.state
 
     def record(self) -> dict[str, str]:

@@ -71,3 +71,20 @@ def test_parameter_table_counts_own_parameters() -> None:
     assert parameter_table(model) == [{"module": "lin", "trainable": 9, "frozen": 0},
                                       {"module": "(own)", "trainable": 0, "frozen": 4},
                                       {"module": "total", "trainable": 9, "frozen": 4}]
+
+
+@pytest.mark.parametrize("method", ["diffae", "pdae", "disdiff", "infodiffusion", "betavae", "infovae", "random"])
+@pytest.mark.parametrize("dataset", ["celeba", "shapes3d"])
+def test_every_method_describes_at_paper_size(method: str, dataset: str) -> None:
+    """Every method's paper preset builds on the meta device and reports its protocol (a sampler's grid is computed
+    from the schedule, which must hold values even there) and its deviations."""
+    info = describe(method, dataset, "paper")
+    assert info["built_on"].startswith("meta")
+    assert _modules(info)["total"][0] > 0
+    if method in {"diffae", "pdae", "disdiff", "infodiffusion"}:
+        assert "method.sampler" in info["protocol"] and info["deviations"]
+
+
+def test_diffae_paper_semantic_encoder_count() -> None:
+    # phizaz/diffae BeatGANsEncoderModel at CelebA-64 (issue 11 acceptance)
+    assert _modules(describe("diffae", "celeba", "paper"))["encoder"] == (19_320_512, 0)
