@@ -304,6 +304,7 @@ def _image_metric(entry: Entry, model: torch.nn.Module, data: Any, settings: Any
     res = entry.obj(sample, lambda n: reference_images(data, n), real_key, settings, work, data_root() / "fid-stats",
                     device)
     res.extras["generator"] = generator
-    prior = getattr(model.cfg, "code_prior", None)  # the report's column mode: protocol and code generator
-    res.extras["mode"] = settings.protocol if prior is None else f"{settings.protocol}, {prior} codes"
+    # The report heads the FID column with its protocol (VAEs and diffusion methods share it); a Gaussian code
+    # generator is listed among the row's deviations (``Method.code_prior_deviations``).
+    res.extras["mode"] = settings.protocol
     return res
