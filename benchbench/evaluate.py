@@ -302,6 +302,7 @@ def _with_sample_grid(sample: Callable[[int, int], np.ndarray], path: Path,
         if i == 0:
             from benchbench.figures import sample_grid
 
+            path.parent.mkdir(parents=True, exist_ok=True)
             sample_grid(images[:num]).save(path)
         return images
 
