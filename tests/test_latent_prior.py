@@ -116,7 +116,8 @@ def test_stage_identity_keys_on_the_source_run_only_when_given() -> None:
 
 def test_pdae_latent_sampling_clips_as_its_code() -> None:
     """PDAE's ``latent_diffusion_sample``: z_T clamped to [-1, 1], DDIM on its timestep map with z_0 clamped, so the
-    normalised codes end in [-1, 1]; Diff-AE's latent DDIM does neither."""
+    normalised codes stay near [-1, 1] (its last step ends at ab_0, not 1, so slightly beyond); Diff-AE's latent DDIM
+    does neither, and a net predicting eps = 5 everywhere sends its codes hundreds of stds away."""
     codes = np.random.default_rng(0).normal(2.0, 3.0, size=(64, 4)).astype(np.float32)
     spec = CodeData(codes).spec
     small = {"hidden": 16, "num_layers": 2, "sample_steps": 5}
@@ -129,4 +130,4 @@ def test_pdae_latent_sampling_clips_as_its_code() -> None:
             layer.net.layers[-1].linear.bias.fill_(5.0)
     zp = (pdae.sample(256, torch.Generator().manual_seed(0)) - pdae.mean) / pdae.std
     zd = (diffae.sample(256, torch.Generator().manual_seed(0)) - diffae.mean) / diffae.std
-    assert float(zp.abs().max()) <= 1.0 + 1e-5 < float(zd.abs().max())
+    assert float(zp.abs().max()) < 2.0 < 50.0 < float(zd.abs().max())
