@@ -204,7 +204,7 @@ def _compute(entry: Entry, name: str, needs: Any, model: torch.nn.Module, data: 
     if needs == "codes+factors":
         return entry.obj(source, settings, cfg.seed)
     if needs == "images":
-        return _image_metric(entry, model, data, settings, cfg.seed, device, progress, log)
+        return _image_metric(entry, model, data, settings, cfg.seed, device, progress, log, out_dir)
     if needs == "codes+attributes":
         # The metric's protocol picks the rows (default, datasets.md §4: the first test-split images).
         rows = entry.meta.get("rows") or (lambda st, split, size: split("test")[: st.num_images])
@@ -309,6 +309,12 @@ def _with_sample_grid(sample: Callable[[int, int], np.ndarray], path: Path,
     return wrapped
 
 
+def gray_to_rgb(images: np.ndarray) -> np.ndarray:
+    """One-channel images [N, H, W, 1] (dSprites) -> [N, H, W, 3] by repeating the channel, for the RGB Inception
+    net of FID (the usual practice for grey images); RGB images pass unchanged."""
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
 def _image_metric(entry: Entry, model: torch.nn.Module, data: Any, settings: Any, seed: int,
                   device: torch.device, progress: bool = False, log: Callable[[str], None] | None = None,
                   out_dir: Path | None = None) -> Any:
@@ -333,8 +339,9 @@ def _image_metric(entry: Entry, model: torch.nn.Module, data: Any, settings: Any
     sample = chunk_sampler(model, seed, settings.gen_batch)
     if out_dir is not None:
         sample = _with_sample_grid(sample, Path(out_dir) / "samples.png")
-    res = entry.obj(sample, lambda n: reference_images(data, n), real_key, settings, work, data_root() / "fid-stats",
-                    device)
+    rgb = sample  # one-channel datasets are compared as RGB (``gray_to_rgb``)
+    res = entry.obj(lambda i, n: gray_to_rgb(rgb(i, n)), lambda n: gray_to_rgb(reference_images(data, n)), real_key,
+                    settings, work, data_root() / "fid-stats", device, progress)
     res.extras["generator"] = generator
     # The report heads the FID column with its protocol (VAEs and diffusion methods share it); a Gaussian code
     # generator is listed among the row's deviations (``Method.code_prior_deviations``).

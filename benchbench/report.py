@@ -110,12 +110,15 @@ def load_frame(out: Path) -> pd.DataFrame:
 
 
 def incomplete_and_failed(out: Path) -> list[str]:
-    """One line per unfinished run: ``incomplete: <path>`` first, then ``failed: <path>: <error>``.
+    """One line per unfinished run: ``incomplete: <path>`` first, then ``corrupt: <path>: <reason>`` (a result.json
+    that does not prove the run complete), then ``failed: <path>: <error>``.
 
     Paths are relative to ``out``, e.g. ``runs/shapes3d-synth/betavae/quick-ab12cd34/seed2``.
     """
     runs = list(store.iter_runs(out))
     lines = [f"incomplete: {_relpath(e.path, out)}" for e in runs if e.status == "incomplete"]
+    lines += [f"corrupt: {_relpath(e.path, out)}: {e.record['corrupt']} (not counted; `benchbench run` redoes it)"
+              for e in runs if e.status == "corrupt"]
     for e in runs:
         if e.status == "failed":
             error = " ".join(str(e.record.get("error") or "no error message recorded").split())
@@ -444,14 +447,18 @@ def build_report(out: Path, fmt: str = "latex", write: bool = True, paper: bool 
     render, suffix = (render_latex, ".tex") if fmt == "latex" else (render_markdown, ".md")
     from benchbench.report_notes import deviation_notes
 
-    parts = []
+    parts, unwritten = [], ""
     deviations = deviation_notes(out)  # each run's recorded deviations from the paper setting, as table notes
     for table in _tables(df, paper):
         table.notes += deviations.get(table.dataset, [])
         text = render(table)
-        if write:
-            store.atomic_write_bytes(out / "tables" / f"{table.dataset}{suffix}", text.encode())
+        if write and not unwritten:
+            try:
+                store.atomic_write_bytes(out / "tables" / f"{table.dataset}{suffix}", text.encode())
+            except OSError as exc:  # a read-only or full results folder: the tables are still printed
+                unwritten = (f"warning: could not write the tables to {out / 'tables'} "
+                             f"({exc.strerror or type(exc).__name__}); printed only")
         parts.append(text)
     prefix = "% " if fmt == "latex" else ""
-    unfinished = [prefix + line for line in incomplete_and_failed(out)]
+    unfinished = [prefix + line for line in ([unwritten] if unwritten else []) + incomplete_and_failed(out)]
     return "\n".join(parts) + ("\n" + "\n".join(unfinished) + "\n" if unfinished else "")
