@@ -52,14 +52,14 @@ def test_mlp_skip_net_matches_diffae_official() -> None:
 def test_paper_latent_configs() -> None:
     for cfg in (DIFFAE_LATENT, PDAE_LATENT):
         assert cfg.loss == "l1" and cfg.znormalize and cfg.sampler == "ddim"
-        betas = cfg.schedule().betas
+        betas = cfg.betas().betas
         assert betas.shape == (1000,) and torch.all(betas == 0.008)
         assert cfg.train.weight_decay == 0.01 and cfg.train.ema_decay == 0.9999
     assert (DIFFAE_LATENT.sample_steps, DIFFAE_LATENT.clip_noise, DIFFAE_LATENT.clip_x0) == (10, False, False)
     assert (PDAE_LATENT.sample_steps, PDAE_LATENT.clip_noise, PDAE_LATENT.clip_x0) == (100, True, True)
     assert (DIFFAE_LATENT.train.lr, DIFFAE_LATENT.train.batch_size) == (1e-4, 512)
     assert (PDAE_LATENT.train.lr, PDAE_LATENT.train.batch_size) == (1e-3, 128)
-    s = INFODIFFUSION_LATENT.schedule()
+    s = INFODIFFUSION_LATENT.betas()
     assert float(s.betas[0]) == pytest.approx(1e-5) and float(s.betas[-1]) == pytest.approx(1e-2)
     assert INFODIFFUSION_LATENT.loss == "mse" and not INFODIFFUSION_LATENT.znormalize
     with pytest.raises(BenchbenchError, match="latent.loss"):

@@ -54,8 +54,9 @@ class LatentConfig:
         time_emb_dim: sinusoidal time embedding size (64).
         dropout: dropout of the hidden layers (0; InfoDiffusion 0.1).
         num_steps: T (1000).
-        beta: constant beta (0.008); ignored when ``beta_end`` > 0.
-        beta_start, beta_end: a linear schedule instead (InfoDiffusion: 1e-5 -> 1e-2), when ``beta_end`` > 0.
+        schedule: "constant" (beta for every t: Diff-AE, PDAE) or "linear" (beta_start -> beta_end: InfoDiffusion).
+        beta: the constant beta (0.008).
+        beta_start, beta_end: the linear schedule (InfoDiffusion: 1e-5 -> 1e-2).
         loss: "l1" (Diff-AE, PDAE) or "mse" (InfoDiffusion).
         znormalize: train on (z - mean) / std with the encoded codes' statistics (Diff-AE, PDAE: True).
         sampler: "ddim" (Diff-AE, PDAE) or "ddpm" (ancestral, all T steps).
@@ -76,9 +77,10 @@ class LatentConfig:
     time_emb_dim: int = 64
     dropout: float = 0.0
     num_steps: int = 1000
+    schedule: str = "constant"
     beta: float = 0.008
-    beta_start: float = 0.0
-    beta_end: float = 0.0
+    beta_start: float = 1e-5
+    beta_end: float = 1e-2
     loss: str = "l1"
     znormalize: bool = True
     sampler: str = "ddim"
@@ -95,20 +97,22 @@ class LatentConfig:
             raise ConfigError(f"latent.loss must be 'l1' or 'mse', got {self.loss!r}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"latent.sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.schedule not in ("constant", "linear"):
+            raise ConfigError(f"latent.schedule must be 'constant' or 'linear', got {self.schedule!r}")
         if self.grid not in ("diffae", "pdae"):
             raise ConfigError(f"latent.grid must be 'diffae' or 'pdae', got {self.grid!r}")
         if not 1 <= self.sample_steps <= self.num_steps:
             raise ConfigError(f"latent.sample_steps must be in 1..{self.num_steps}, got {self.sample_steps}")
 
-    def schedule(self) -> Schedule:
-        if self.beta_end > 0:
+    def betas(self) -> Schedule:
+        if self.schedule == "linear":
             return Schedule.linear(self.num_steps, self.beta_start, self.beta_end)
         return Schedule.constant(self.num_steps, self.beta)
 
     def describe(self) -> str:
         """One line naming the generator, e.g. ``latent DDIM 10 steps (MLPSkipNet 10x2048, const beta 0.008)``."""
         steps = f"DDIM {self.sample_steps} steps" if self.sampler == "ddim" else f"DDPM {self.num_steps} steps"
-        beta = (f"linear beta {self.beta_start:g}-{self.beta_end:g}" if self.beta_end > 0
+        beta = (f"linear beta {self.beta_start:g}-{self.beta_end:g}" if self.schedule == "linear"
                 else f"const beta {self.beta:g}")
         width = self.hidden or "4D"
         return f"latent {steps} (MLPSkipNet {self.num_layers}x{width}, {beta}, {self.loss})"
@@ -131,7 +135,7 @@ PDAE_LATENT = LatentConfig(sample_steps=100, grid="pdae", clip_noise=True, clip_
 # to 2 x lr (CelebA: 50 epochs of 162,770 codes at batch 64: 127,200 steps), no EMA. Its FID command
 # (``eval_fid.sh``: ``--is_latent`` without ``--deterministic``) samples codes by ancestral DDPM over all 1000 steps.
 INFODIFFUSION_LATENT = LatentConfig(
-    hidden=0, dropout=0.1, beta_start=1e-5, beta_end=1e-2, loss="mse", znormalize=False, sampler="ddpm",
+    hidden=0, dropout=0.1, schedule="linear", beta_start=1e-5, beta_end=1e-2, loss="mse", znormalize=False, sampler="ddpm",
     train=TrainConfig(steps=127_200, batch_size=64, lr=2e-4, weight_decay=1e-5, grad_clip=1.0, amp=False,
                       warmup_steps=2_544, lr_schedule="cosine", log_every=1000, ckpt_every=20_000))
 
@@ -205,7 +209,7 @@ class LatentPrior(Method):
         super().__init__(cfg, spec)
         self.net = MLPSkipNet(dim, hidden=cfg.hidden or 4 * dim, num_layers=cfg.num_layers,
                               time_emb_dim=cfg.time_emb_dim, dropout=cfg.dropout)
-        self.schedule = cfg.schedule()
+        self.schedule = cfg.betas()
         mean = torch.zeros(dim) if isinstance(spec, int) else torch.tensor(spec.mean, dtype=torch.float32)
         std = torch.ones(dim) if isinstance(spec, int) else torch.tensor(spec.std, dtype=torch.float32)
         if not cfg.znormalize:
