@@ -135,7 +135,8 @@ PDAE_LATENT = LatentConfig(sample_steps=100, grid="pdae", clip_noise=True, clip_
 # to 2 x lr (CelebA: 50 epochs of 162,770 codes at batch 64: 127,200 steps), no EMA. Its FID command
 # (``eval_fid.sh``: ``--is_latent`` without ``--deterministic``) samples codes by ancestral DDPM over all 1000 steps.
 INFODIFFUSION_LATENT = LatentConfig(
-    hidden=0, dropout=0.1, schedule="linear", beta_start=1e-5, beta_end=1e-2, loss="mse", znormalize=False, sampler="ddpm",
+    hidden=0, dropout=0.1, schedule="linear", beta_start=1e-5, beta_end=1e-2, loss="mse", znormalize=False,
+    sampler="ddpm",
     train=TrainConfig(steps=127_200, batch_size=64, lr=2e-4, weight_decay=1e-5, grad_clip=1.0, amp=False,
                       warmup_steps=2_544, lr_schedule="cosine", log_every=1000, ckpt_every=20_000))
 
