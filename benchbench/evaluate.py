@@ -204,7 +204,7 @@ def _compute(entry: Entry, name: str, needs: Any, model: torch.nn.Module, data: 
     if needs == "codes+factors":
         return entry.obj(source, settings, cfg.seed)
     if needs == "images":
-        return _image_metric(entry, model, data, settings, cfg.seed, device, progress, log)
+        return _image_metric(entry, model, data, settings, cfg.seed, device, progress, log, out_dir)
     if needs == "codes+attributes":
         # The metric's protocol picks the rows (default, datasets.md §4: the first test-split images).
         rows = entry.meta.get("rows") or (lambda st, split, size: split("test")[: st.num_images])
@@ -269,13 +269,44 @@ def generate(model: torch.nn.Module, n: int, seed: int, batch: int, progress: bo
     return np.concatenate(out)
 
 
-def reference_images(data: Any, n: int) -> np.ndarray:
-    """The FID reference set: n training images drawn without replacement with seed 0, never flipped
-    (datasets.md §4; sets without a split draw from every image, never the first n)."""
+def chunk_sampler(model: torch.nn.Module, seed: int, batch: int) -> Callable[[int, int], np.ndarray]:
+    """(chunk i, n) -> n uint8 samples, the noise of chunk i from its own CPU generator (resumable FID)."""
+    from benchbench.train import derive_seed
+
+    return lambda i, n: generate(model, n, derive_seed(seed, i, 7), batch)
+
+
+def reference_indices(data: Any, n: int) -> np.ndarray:
+    """Indices of the FID reference set: n training images drawn without replacement with seed 0 (datasets.md §4;
+    sets without a split draw from every image, never the first n), sorted; n = 0: the whole training split."""
     pool = data.train_indices()
     size = len(data) if pool is None else len(pool)
+    if n == 0:
+        return np.arange(size) if pool is None else np.sort(np.asarray(pool))
     idx = np.random.default_rng(0).choice(size, size=min(n, size), replace=False)
-    return data.images(np.sort(idx if pool is None else pool[idx]))
+    return np.sort(idx if pool is None else pool[idx])
+
+
+def reference_images(data: Any, n: int) -> np.ndarray:
+    """The FID reference images (see :func:`reference_indices`), never flipped."""
+    return data.images(reference_indices(data, n))
+
+
+def _with_sample_grid(sample: Callable[[int, int], np.ndarray], path: Path,
+                      num: int = 64) -> Callable[[int, int], np.ndarray]:
+    """``sample`` that also writes the first chunk's first ``num`` images as ``path`` (so ``samples.png`` shows
+    images of the very generator and noise the FID was computed on)."""
+
+    def wrapped(i: int, n: int) -> np.ndarray:
+        images = sample(i, n)
+        if i == 0:
+            from benchbench.figures import sample_grid
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sample_grid(images[:num]).save(path)
+        return images
+
+    return wrapped
 
 
 def gray_to_rgb(images: np.ndarray) -> np.ndarray:
@@ -285,12 +316,34 @@ def gray_to_rgb(images: np.ndarray) -> np.ndarray:
 
 
 def _image_metric(entry: Entry, model: torch.nn.Module, data: Any, settings: Any, seed: int,
-                  device: torch.device, progress: bool = False, log: Callable[[str], None] | None = None) -> Any:
+                  device: torch.device, progress: bool = False, log: Callable[[str], None] | None = None,
+                  out_dir: Path | None = None) -> Any:
+    import hashlib
+
     from benchbench.datasets.base import data_root
     from benchbench.metrics.fid import content_hash
+    from benchbench.metrics.fid_protocols import counts
 
-    real = gray_to_rgb(reference_images(data, settings.num_real))
-    generated = gray_to_rgb(generate(model, settings.num_gen, seed, settings.batch_size, progress, log))
     spec = data.spec
-    cache_name = f"{spec.name}-{spec.version}-r{spec.resolution}-n{len(real)}-{content_hash(real)}"
-    return entry.obj(generated, real, settings, cache_name, data_root() / "fid-stats")
+    _, num_real = counts(settings)
+    idx = reference_indices(data, num_real)
+    probe = content_hash(data.images(idx[:64]))  # catches crops/options that change the images
+    split = "all" if data.train_indices() is None else "train"
+    which = hashlib.sha256(idx.tobytes()).hexdigest()[:8]
+    real_key = f"{spec.name}-{spec.version}-r{spec.resolution}-{split}-{which}-{probe}"
+    generator = model.code_generator() if hasattr(model.cfg, "code_prior") else type(model).__name__
+    work = None
+    if out_dir is not None:
+        tag = hashlib.sha256(f"{settings}|{seed}|{generator}".encode()).hexdigest()[:10]
+        work = Path(out_dir) / "fid" / f"{settings.protocol}-{tag}"
+    sample = chunk_sampler(model, seed, settings.gen_batch)
+    if out_dir is not None:
+        sample = _with_sample_grid(sample, Path(out_dir) / "samples.png")
+    rgb = sample  # one-channel datasets are compared as RGB (``gray_to_rgb``)
+    res = entry.obj(lambda i, n: gray_to_rgb(rgb(i, n)), lambda n: gray_to_rgb(reference_images(data, n)), real_key,
+                    settings, work, data_root() / "fid-stats", device, progress)
+    res.extras["generator"] = generator
+    # The report heads the FID column with its protocol (VAEs and diffusion methods share it); a Gaussian code
+    # generator is listed among the row's deviations (``Method.code_prior_deviations``).
+    res.extras["mode"] = settings.protocol
+    return res

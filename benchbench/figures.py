@@ -31,6 +31,11 @@ def _grid(rows: list[np.ndarray], pad: int = 2) -> Image.Image:
     return Image.fromarray(canvas)
 
 
+def sample_grid(images: np.ndarray, per_row: int = 8) -> Image.Image:
+    """uint8 samples [N, H, W, C] -> a grid ``per_row`` wide (``samples.png``)."""
+    return _grid([images[i : i + per_row] for i in range(0, len(images), per_row)])
+
+
 def _implements(model: Method, name: str) -> bool:
     return getattr(type(model), name, None) is not getattr(Method, name, None)
 

@@ -85,6 +85,57 @@ class Method(nn.Module):
         """The deviations from the paper setting that remain in this configuration, one short line each."""
         return []
 
+    # Unconditional generation of methods with a code z (Diff-AE, PDAE, DisDiff, InfoDiffusion): ``sample`` draws z
+    # from ``sample_codes``, i.e. the papers' latent DPM (the ``latent`` stage, attached by the runner after
+    # training) when one is attached, else, with ``model.code_prior=gaussian``, from the method's ``gaussian_codes``.
+
+    def attach_code_model(self, prior: nn.Module, label: str) -> None:
+        """Use ``prior.sample(n, generator) -> [n, D]`` for the codes of ``sample`` (kept out of the state dict)."""
+        object.__setattr__(self, "_code_model", prior.to(self.device).eval())
+        object.__setattr__(self, "_code_model_label", label)
+
+    def sample_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n codes [n, D] for unconditional generation: the attached latent DPM, else the Gaussian option.
+
+        Raises:
+            BenchbenchError: ``model.code_prior`` is "latent" and no latent stage is attached.
+        """
+        prior = self.__dict__.get("_code_model")
+        if prior is not None:
+            return prior.sample(n, generator).to(self.device)
+        if getattr(self.cfg, "code_prior", "gaussian") == "latent":
+            from benchbench.errors import BenchbenchError
+
+            raise BenchbenchError(
+                f"{type(self).__name__}.sample: model.code_prior=latent but no latent stage is attached (benchbench "
+                "run builds it after training); or --set model.code_prior=gaussian")
+        return self.gaussian_codes(n, generator)
+
+    def gaussian_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n codes [n, D] from the method's Gaussian code prior (``model.code_prior=gaussian``)."""
+        raise NotImplementedError
+
+    def code_generator(self) -> str:
+        """Which generator ``sample_codes`` uses, in words (recorded with every sample-based result)."""
+        label = self.__dict__.get("_code_model_label")
+        if label is not None:
+            return label
+        latent = getattr(self.cfg, "latent", None)
+        if getattr(self.cfg, "code_prior", None) == "latent" and hasattr(latent, "describe"):
+            return f"{latent.describe()} (the latent stage, built after training)"
+        return f"gaussian: {self.gaussian_label()}"
+
+    def code_prior_deviations(self, paper_generator: str) -> list[str]:
+        """The deviation line of ``model.code_prior=gaussian`` (none with the latent generator)."""
+        if getattr(self.cfg, "code_prior", None) == "latent":
+            return []
+        return [f"generation draws codes from {self.gaussian_label()} (model.code_prior=gaussian), not "
+                f"{paper_generator}: samples and FID are not the paper's"]
+
+    def gaussian_label(self) -> str:
+        """What ``gaussian_codes`` draws from, in words."""
+        return "N(mean, cov) of the training codes"
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters the optimiser updates (frozen pre-trained parts and extra objectives' parameters excluded)."""
         extra = {id(p) for e in self.extra_objectives() for p in e.params}

@@ -34,9 +34,13 @@ def metric_protocols(cfg: EvalConfig, names: list[str], code_rule: str) -> dict[
     if "tad" in names:
         out["tad"] = describe_tad(cfg.tad)
     if "fid" in names:
+        from benchbench.metrics.fid_protocols import counts, describe
+
         f = cfg.fid
-        out["fid"] = (f"torch-fidelity inception-v3-compat (TF 2015-12-05 graph, pool3), {f.num_gen} samples vs "
-                      f"{f.num_real} training images drawn with seed 0, never flipped")
+        gen, real = counts(f)
+        reference = "the whole training split" if real == 0 else f"{real} training images drawn with seed 0"
+        out["fid"] = (f"protocol={f.protocol}: {describe(f.protocol)}; {gen} samples in resumable chunks of {f.chunk} "
+                      f"(batch {f.gen_batch}) vs {reference}, never flipped")
     if "pmg" in names:
         p = cfg.pmg
         out["pmg"] = (f"protocol={p.protocol}: {p.num_images} images, grid={p.grid}, noise={p.noise}; scalar = uniform "
@@ -67,10 +71,18 @@ def metric_deviations(cfg: EvalConfig, names: list[str], code_rule: str, preset:
         else:
             lines.append("TAD images: our seeded draw from all images (DisDiff's test_celeba.npz is unpublished)")
     if "fid" in names:
-        lines.append("FID with torch-fidelity; InfoDiffusion's published FIDs used clean-fid (same Inception graph, "
-                     "different resize)")
-        if cfg.fid.num_gen != PAPER_FID_SAMPLES:
-            lines.append(f"FID on {cfg.fid.num_gen} samples (papers: {PAPER_FID_SAMPLES})")
+        from benchbench.metrics.fid_protocols import COUNTS, counts
+
+        if cfg.fid.protocol == "benchbench":
+            lines.append("FID under benchbench's protocol (torch-fidelity); InfoDiffusion's published FIDs used "
+                         "clean-fid (--set eval.fid.protocol=infodiffusion)")
+        elif cfg.fid.protocol == "disdiff-quirk":
+            lines.append("FID under DisDiff's [0, 255]-floats quirk: comparable with no other FID")
+        gen, real = counts(cfg.fid)
+        if (gen, real) != COUNTS[cfg.fid.protocol]:
+            want = COUNTS[cfg.fid.protocol]
+            lines.append(f"FID on {gen} samples vs {real or 'all'} reference images (protocol {cfg.fid.protocol}: "
+                         f"{want[0]} vs {want[1] or 'the whole training split'})")
     if "pmg" in names and cfg.pmg.protocol != "pdae":
         lines.append(f"posterior mean gap on {cfg.pmg.num_images} images, {cfg.pmg.noise} noise, grid={cfg.pmg.grid} "
                      "(PDAE's figure: --set eval.pmg.protocol=pdae)")

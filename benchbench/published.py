@@ -58,7 +58,16 @@ def for_dataset(dataset: str) -> list[Reported]:
 
 
 # The settings key that names a metric's evaluation protocol (the column's settings carry it).
-PROTOCOL_KEYS = {"tad": "protocol"}
+PROTOCOL_KEYS = {"tad": "protocol", "fid": "protocol"}
+
+# How benchbench's FID protocols (eval.fid.protocol) reproduce the published FIDs measured with them.
+FID_CAVEATS = {
+    "infodiffusion": "exactly in tool and counts (clean-fid 'clean' mode, 10,000 samples against statistics of the "
+                     "whole training split); the published rows' code size and image sampler are the papers'",
+    "disdiff-quirk": "approximately: DisDiff's pytorch_fid.py feeds [0, 255] floats to a network expecting [0, 1]; "
+                     "benchbench feeds the same values to clean-fid's TorchScript port of that network. Its numbers "
+                     "are not comparable with any other FID",
+}
 
 
 def pairs_with(r: Reported, settings: dict) -> bool:
@@ -72,6 +81,8 @@ def pairs_with(r: Reported, settings: dict) -> bool:
 
 def protocol_caveat(r: Reported) -> str | None:
     """How well benchbench reproduces ``r``'s metric protocol, in words (None without a named protocol)."""
+    if r.metric == "fid" and r.metric_protocol is not None:
+        return FID_CAVEATS.get(r.metric_protocol)
     if r.metric != "tad" or r.metric_protocol is None:
         return None
     from benchbench.metrics.tad_protocols import PROTOCOLS

@@ -35,6 +35,7 @@ from benchbench.datasets.base import ImageData
 from benchbench.errors import BenchbenchError
 from benchbench.evaluate import evaluate, select_metrics
 from benchbench.figures import save_figures
+from benchbench.latent_stage import check_code_prior, ensure_latent
 from benchbench.provenance import invocation, provenance
 from benchbench.registry import datasets, methods
 from benchbench.train import derive_seed, pick_device, train
@@ -104,8 +105,9 @@ def plan(
     validate.check_config(cfgs[0])
     data = build_data(cfgs[0], data_dir)
     check = methods.get(method).meta.get("check")  # the method's own (cross-field) config checks, before any stage
-    if check is not None:
-        for cfg in cfgs:
+    for cfg in cfgs:
+        check_code_prior(cfg.model)
+        if check is not None:
             check(cfg.model, data.spec)
     validate.check_buildable(cfgs[0], data.spec)
     entry = methods.get(method)
@@ -238,6 +240,9 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
     t0 = time.perf_counter()
     trained = train(model, data, cfg.train, spec.dir, cfg.seed, spec.cfg_hash, device, progress, log,
                     desc=f"training seed {cfg.seed}")
+    latent = ensure_latent(cfg, spec.cfg_hash, trained, data, device, spec.out, log, progress)  # the code generator
+    if latent is not None:
+        artifacts["latent"] = latent
     t1 = time.perf_counter()
     rank, world_size = distributed.world()
     if rank != 0:  # rank 0 scores and writes; wait until it has
@@ -248,6 +253,8 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
         log(f"scoring seed {cfg.seed} with {', '.join(spec.metrics)}")
         scores = evaluate(trained, data, cfg.eval, list(spec.metrics), device, log, out_dir=spec.dir,
                           progress=progress)
+        if (spec.dir / "samples.png").exists():  # written by FID from its own first samples
+            figures.append("samples.png")
     finally:
         distributed.barrier()  # release the other ranks even when scoring fails
     t2 = time.perf_counter()
@@ -255,6 +262,7 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
         **protocols.record(cfg, data.spec, trained, list(spec.metrics)),
         "metrics": scores, "missing": spec.skipped, "figures": figures,
         "stages": {n: a.record() for n, a in artifacts.items()},
+        "generator": trained.code_generator() if hasattr(cfg.model, "code_prior") else None,
         "timing": {"train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)},
         "device": str(device), "provenance": provenance(),
         "distributed": {"world_size": world_size, "effective_batch_size": cfg.train.batch_size,

@@ -55,6 +55,8 @@ class StageRequest:
         config: the stage model's frozen config; must have a ``train`` field (a TrainConfig).
         seed: the stage's own seed (independent of the run seed, so every run seed shares it).
         deps: stages this one builds on (e.g. a latent DPM on an autoencoder), by name.
+        source: the run whose trained model the stage is built from (the ``latent`` stage on a run's codes:
+            method, config hash, seed and weights checksum); empty for stages that depend on no run.
     """
 
     kind: str
@@ -63,6 +65,7 @@ class StageRequest:
     config: Any
     seed: int = 0
     deps: tuple[tuple[str, StageRequest], ...] = field(default=())
+    source: str = ""
 
     def identity(self) -> dict[str, Any]:
         data = to_dict(self.data)
@@ -71,8 +74,11 @@ class StageRequest:
         for key, default in DEFAULT_OMITTED.items():
             if data.get(key) == default:
                 data.pop(key)
-        return {"kind": self.kind, "dataset": self.dataset, "data": data, "config": to_dict(self.config),
-                "seed": self.seed, "deps": {name: dep.hash() for name, dep in self.deps}}
+        ident = {"kind": self.kind, "dataset": self.dataset, "data": data, "config": to_dict(self.config),
+                 "seed": self.seed, "deps": {name: dep.hash() for name, dep in self.deps}}
+        if self.source:  # absent otherwise, so the hashes of run-independent stages do not change
+            ident["source"] = self.source
+        return ident
 
     def hash(self) -> str:
         blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":")).encode()

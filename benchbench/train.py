@@ -79,6 +79,9 @@ def training_batch(data: ImageData, pool: np.ndarray | None, seed: int, step: in
     flip = np.random.default_rng([seed, step, 0, 1]).random(batch_size) < 0.5
     part = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
     idx, flip = idx[part], flip[part]
+    rows = getattr(data, "rows", None)
+    if rows is not None:  # tensor data (the latent stage's codes [B, D]): no images, no flips
+        return rows(idx if pool is None else pool[idx])
     images = data.images(idx if pool is None else pool[idx])
     if data.flips_training_batches():
         images = images.copy()

@@ -183,7 +183,7 @@ def test_code_statistics_are_trained_saved_and_restored(x: torch.Tensor) -> None
     "change, match",
     [
         ({"z_dim": 16}, "model.encoder.out_dim"),
-        ({"latent_sampler": "ddim"}, "follow-up"),
+        ({"generate_steps": 0}, "generate_steps"),
         ({"sample_steps": 0}, "sample_steps"),
         ({"unet": replace(SMOKE.unet, cond_mode="scale_shift")}, "scale"),
     ],

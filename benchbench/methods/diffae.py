@@ -17,12 +17,12 @@ official sampler does (:func:`benchbench.ddim.diffae_grid`): the ``space_timeste
 
 Unconditional sampling. Diff-AE draws z_sem from a second "latent DDIM" (Sec. 4, "Sampling with diffusion
 autoencoders"; official code: a 10-layer skip MLP on z-normalised codes, constant beta 0.008, L1 loss; methods.md §4)
-trained after the autoencoder. That model is not implemented yet (follow-up work); ``latent_sampler="gaussian"``
-instead draws z ~ N(mu, Sigma), a full-covariance Gaussian fitted to the encoder's codes of recent training batches.
-It is kept in buffers (saved with checkpoints, resumed with them, copied into the EMA model by train.py) and updated
-in ``loss`` without gradients. The codes are the online encoder's, which the EMA encoder tracks closely once training
-has settled. Samples from this prior are a cruder stand-in than the paper's latent DDIM, so FID numbers of ``diffae``
-are not the paper's.
+trained after the autoencoder: the ``latent`` stage (:mod:`benchbench.methods.latent_prior`), built by ``benchbench
+run`` after training with ``code_prior="latent"``; :meth:`DiffAE.sample` then decodes with ``generate_steps`` DDIM
+steps (10: the CelebA script's ``fid(10,10)``). ``code_prior="gaussian"`` instead draws z ~ N(mu, Sigma), a
+full-covariance Gaussian fitted to the encoder's codes of recent training batches (a cruder stand-in, not the
+paper's generator). It is kept in buffers (saved with checkpoints, resumed with them, copied into the EMA model by
+train.py) and updated in ``loss`` without gradients.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ from benchbench.datasets.base import DataSpec
 from benchbench.diffusion import EpsFn, Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import Method, paper_differences, randn, standardize_codes
+from benchbench.methods.latent_prior import DIFFAE_LATENT, LatentConfig
+from benchbench.methods.latent_prior import quick as quick_latent
 from benchbench.nets.unet import SemanticEncoder, SemanticEncoderConfig, UNet, UNetConfig
 from benchbench.registry import register_method
 
@@ -63,7 +65,9 @@ class DiffAEConfig:
         sample_steps: DDIM steps for reconstruct, traverse and sample (and for the DDIM inversion); 20 is the
             official code's T_eval during training, its CelebA FID script uses 10.
         clip_denoised: clip x0_hat to [-1, 1] at every DDIM step of sampling and inversion (the official default).
-        latent_sampler: prior of z_sem for ``sample``; only "gaussian" (module doc) exists, the latent DDIM does not.
+        code_prior: prior of z_sem for ``sample``: "latent" (the latent DDIM stage) or "gaussian" (module doc).
+        latent: the latent DDIM (``celeba64d2c_autoenc_latent``).
+        generate_steps: DDIM steps of the image sampler in ``sample`` (``fid(10,10)``: 10).
         stats_momentum: weight of a new batch in the running mean/covariance of z_sem (1/momentum batches is
             roughly the window; the first batches are averaged uniformly).
     """
@@ -76,7 +80,9 @@ class DiffAEConfig:
     beta_end: float = 0.02
     sample_steps: int = 20
     clip_denoised: bool = True
-    latent_sampler: str = "gaussian"
+    code_prior: str = "latent"
+    latent: LatentConfig = field(default_factory=lambda: DIFFAE_LATENT)
+    generate_steps: int = 10
     stats_momentum: float = 0.001
 
 
@@ -92,16 +98,12 @@ def _check(cfg: DiffAEConfig, spec: DataSpec) -> None:
         )
     if cfg.unet.cond_mode != "scale":
         raise ConfigError("diffae: model.unet.cond_mode must be 'scale' (Diff-AE's h (1 + z_s), methods.md §4)")
-    if cfg.latent_sampler != "gaussian":
-        raise ConfigError(
-            f"diffae: model.latent_sampler={cfg.latent_sampler!r} is not available; only 'gaussian' is implemented "
-            f"(the latent DDIM of Preechakul et al. Sec. 4 is follow-up work)"
-        )
-    try:
-        ddim.ddim_stride_timesteps(cfg.num_steps, cfg.sample_steps)
-    except ValueError as e:
-        raise ConfigError(f"diffae: model.sample_steps={cfg.sample_steps}: {e}; pick a step count such as 10, 20, "
-                          f"50 or 100") from None
+    for key in ("sample_steps", "generate_steps"):
+        try:
+            ddim.ddim_stride_timesteps(cfg.num_steps, getattr(cfg, key))
+        except ValueError as e:
+            raise ConfigError(f"diffae: model.{key}={getattr(cfg, key)}: {e}; pick a step count such as 10, 20, "
+                              f"50 or 100") from None
     if not 0 < cfg.stats_momentum <= 1:
         raise ConfigError(f"diffae: model.stats_momentum must be in (0, 1], got {cfg.stats_momentum}")
     for name, sub in (("unet", cfg.unet), ("encoder", cfg.encoder)):
@@ -134,7 +136,7 @@ PRESETS = {
                             attention_resolutions=(), dropout=0.0, num_groups=4, cond_dim=_SMOKE_Z),
             encoder=SemanticEncoderConfig(resolution=16, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
                                           attention_resolutions=(), num_groups=4, out_dim=_SMOKE_Z),
-            z_dim=_SMOKE_Z, sample_steps=5, stats_momentum=0.2,
+            z_dim=_SMOKE_Z, sample_steps=5, stats_momentum=0.2, code_prior="gaussian", generate_steps=5,
         ),
         TrainConfig(steps=10, batch_size=8, lr=1e-3, log_every=5, ckpt_every=5),
         data=(("resolution", 16),),
@@ -151,7 +153,7 @@ PRESETS = {
                             attention_resolutions=(8,), num_groups=8, dropout=0.0, cond_dim=_QUICK_Z),
             encoder=SemanticEncoderConfig(resolution=32, base_channels=8, channel_mult=(1, 2, 4), num_res_blocks=1,
                                           attention_resolutions=(), num_groups=4, out_dim=_QUICK_Z),
-            z_dim=_QUICK_Z, sample_steps=10, stats_momentum=0.02,
+            z_dim=_QUICK_Z, sample_steps=10, stats_momentum=0.02, latent=quick_latent(DIFFAE_LATENT),
         ),
         TrainConfig(steps=1000, batch_size=16, lr=1e-3, grad_clip=1.0, ema_decay=0.99, warmup_steps=100,
                     log_every=50, ckpt_every=500),
@@ -164,7 +166,7 @@ PRESETS = {
 
 @register_method(
     "diffae", config=DiffAEConfig, presets=PRESETS, check=_check,
-    description="Diff-AE (Preechakul et al. 2022): semantic encoder + z-conditioned DDIM, Gaussian z prior",
+    description="Diff-AE (Preechakul et al. 2022): semantic encoder + z-conditioned DDIM, latent DDIM z prior",
 )
 class DiffAE(Method):
     """Semantic encoder + z_sem-conditioned DDIM (Preechakul et al. 2022, Sec. 3); the module doc has the details.
@@ -247,9 +249,10 @@ class DiffAE(Method):
         grid = ddim.diffae_grid(self.schedule, self.cfg.sample_steps, invert=True)
         return ddim.invert(self._eps_fn(z), x, grid, clip=self.cfg.clip_denoised)
 
-    def decode(self, x_T: Tensor, z: Tensor) -> Tensor:
-        """Deterministic DDIM decoding (eta = 0) of (z_sem [N, D], x_T [N, C, H, W]) -> [N, C, H, W] in [-1, 1]."""
-        grid = ddim.diffae_grid(self.schedule, self.cfg.sample_steps)
+    def decode(self, x_T: Tensor, z: Tensor, steps: int | None = None) -> Tensor:
+        """Deterministic DDIM decoding (eta = 0, ``steps`` or ``sample_steps``) of (z_sem [N, D], x_T [N, C, H, W])
+        -> [N, C, H, W] in [-1, 1]."""
+        grid = ddim.diffae_grid(self.schedule, steps or self.cfg.sample_steps)
         return ddim.sample(self._eps_fn(z), x_T, grid, clip=self.cfg.clip_denoised).clamp(-1, 1)
 
     @torch.no_grad()
@@ -279,14 +282,13 @@ class DiffAE(Method):
             "sampler": f"DDIM K={k} (Diff-AE space_timesteps ddim{k}: {ddim.describe(grid)}), eta=0, {clip}",
             "inversion": f"DDIM reverse K={k} (ddim_reverse_sample_loop): x0 at ab_0, same t, last step to ab = 0, "
                          f"{clip}",
-            "generator": "z_sem ~ Gaussian fitted to training codes (stand-in for the latent DDIM), x_T ~ N(0, I), "
-                         "then the sampler",
+            "generator": f"z_sem: {self.code_generator()}; x_T ~ N(0, I), then the sampler with "
+                         f"K={self.cfg.generate_steps} (fid(10,10) uses 10)",
         }
 
     def deviations(self) -> list[str]:
         """What still differs from Diff-AE's CelebA-64 autoencoder for this instance."""
-        out = ["generation draws z_sem from a Gaussian fitted to training codes, not the paper's latent DDIM "
-               "(Sec. 4): samples and FID are not the paper's"]
+        out = self.code_prior_deviations("the paper's latent DDIM (Sec. 4)")
         if self.spec.family != "celeba":
             out.append(f"Diff-AE has no run on {self.spec.family or self.spec.name}: the CelebA-64 setting is reused "
                        f"(benchbench choice)")
@@ -303,11 +305,16 @@ class DiffAE(Method):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples [n, C, H, W] in [-1, 1]: z ~ N(mu, Sigma) (module doc), x_T ~ N(0, I), DDIM decode.
+        """n samples [n, C, H, W] in [-1, 1]: z from the latent DDIM (or N(mu, Sigma), module doc), x_T ~ N(0, I),
+        DDIM decode in ``generate_steps`` steps.
 
         Both noises are drawn on the CPU from ``generator``, z's first, so a seed gives the same samples anywhere.
         """
-        mu, lower = self.latent_prior()
-        z = mu + randn((n, self.cfg.z_dim), generator).double() @ lower.T
+        z = self.sample_codes(n, generator)
         x_T = randn((n, self.spec.channels, self.spec.resolution, self.spec.resolution), generator, device=self.device)
-        return self.decode(x_T, z.to(self.device, torch.float32))
+        return self.decode(x_T, z.to(self.device, torch.float32), self.cfg.generate_steps)
+
+    def gaussian_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """z ~ N(mu, Sigma) of the running code statistics [n, D] (float32, on the model's device)."""
+        mu, lower = self.latent_prior()
+        return (mu + randn((n, self.cfg.z_dim), generator).double() @ lower.T).to(self.device, torch.float32)

@@ -45,7 +45,9 @@ CLIP-guided DisDiff (``model.encoder=clip``): E is a frozen CLIP image encoder w
 (:mod:`benchbench.nets.clip_encoder`); everything else, E' included (the same module with detached weights), is
 unchanged.
 
-Generation: z from a Gaussian fitted to training codes (running moments, as PDAE's stand-in), then the reference's
+Generation: z from a latent DPM on the codes (PDAE's, :mod:`benchbench.methods.latent_prior`; DisDiff's code has no
+code generator, so this is a benchbench choice) or, with ``code_prior="gaussian"``, from a Gaussian fitted to the
+training codes (running moments), then the reference's
 DDIMSampler (:func:`benchbench.ddim.ldm_grid`: timesteps range(0, T, T // K) + 1, last step to ab_0, no clipping,
 ``eta`` = 1 as its ``log_images``) with eps_theta - sqrt(1 - ab_t) sum_c G_c (the reference's ``ddim_coef``) and D.
 The reference has no inversion: its reconstructions and swaps sample from fresh noise with eta = 1. Ours
@@ -71,6 +73,8 @@ from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import CodeMoments, Method, paper_differences, randn, then_standardize
 from benchbench.methods.dpm import DPM, DPMConfig, ddpm_request
+from benchbench.methods.latent_prior import PDAE_LATENT, LatentConfig
+from benchbench.methods.latent_prior import quick as quick_latent
 from benchbench.methods.ldm import AutoencoderConfig, LatentDPM, LatentDPMConfig, ldm_request
 from benchbench.methods.pdae import PRESETS as PDAE_PRESETS
 from benchbench.nets.clip_encoder import ClipEncoderConfig, ClipFactorEncoder
@@ -100,10 +104,13 @@ class DisDiffConfig:
         dis_loss_type: "Z" (weight from latent predictions, the README's) or "IM" (from decoded images).
         sample_steps: DDIM steps K of sample, reconstruct and traverse (the reference visualises with 200).
         eta: DDIM eta of ``sample`` (1, the reference's ``ddim_eta``); figures decode with eta = 0 (module doc).
-        code_momentum: momentum of the running code moments behind :meth:`DisDiff.sample`.
+        code_momentum: momentum of the running code moments behind the ``gaussian`` code prior.
         encoder: "conv" (the reference's Encoder4) or "clip" (CLIP-guided DisDiff: a frozen CLIP image encoder with
             trainable per-factor heads, :mod:`benchbench.nets.clip_encoder`; ``encoder_channels`` is then unused).
         clip: the CLIP encoder's settings (``--set model.clip.weights=PATH``).
+        code_prior: codes of :meth:`DisDiff.sample`: "latent" (a latent DPM on the codes, PDAE's, since DisDiff's code
+            has no code generator: a benchbench choice) or "gaussian" (N(mean, cov) of the training codes).
+        latent: that latent DPM.
     """
 
     space: str = "latent"
@@ -122,6 +129,8 @@ class DisDiffConfig:
     code_momentum: float = 0.99
     encoder: str = "conv"
     clip: ClipEncoderConfig = field(default_factory=ClipEncoderConfig)
+    code_prior: str = "latent"
+    latent: LatentConfig = field(default_factory=lambda: PDAE_LATENT)
 
     @property
     def code_dim(self) -> int:
@@ -238,7 +247,7 @@ def _presets() -> dict[str, object]:
         in_channels=3, out_channels=3, resolution=4, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
         attention_resolutions=(), num_groups=4, dropout=0.0), sample_steps=5, train=smoke_train)
     smoke = DisDiffConfig(ldm=smoke_ldm, dpm=_pdae_dpm("smoke"), num_factors=3, factor_dim=4, encoder_channels=8,
-                          orth_dim=8, sample_steps=5)
+                          orth_dim=8, sample_steps=5, code_prior="gaussian")
     # quick (CPU laptop, not a paper setting): 32×32 images -> 8×8×3 VQ latents; small autoencoder and latent UNet,
     # Encoder4 with d = 32 (128 in the paper: the factor metrics encode ~10^5 images), N = 6 × k = 32 as the paper.
     quick_ae = AutoencoderConfig(channels=16, channel_mult=(1, 2, 2), num_res_blocks=1, codebook_size=512,
@@ -252,7 +261,7 @@ def _presets() -> dict[str, object]:
                           log_every=100, ckpt_every=500))
     # The quick stages train a few thousand steps with a short EMA; quick freezes the EMA weights (benchbench choice).
     quick = DisDiffConfig(ldm=quick_ldm, dpm=_pdae_dpm("quick"), encoder_channels=32, sample_steps=20,
-                          frozen_weights="ema")
+                          frozen_weights="ema", latent=quick_latent(PDAE_LATENT))
     quick_train = TrainConfig(steps=800, batch_size=16, lr=1e-3, weight_decay=0.01, ema_decay=0.99, grad_clip=1.0,
                               warmup_steps=50, amp=False, log_every=50, ckpt_every=400)
     # paper: the reference's <ds>-vq-4-16(-dis) configs (methods.md §6): autoencoder ch 32 (1, 2, 4), 2 blocks, VQ 3 ×
@@ -470,11 +479,14 @@ class DisDiff(Method):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples [n, C, R, R]: z from the code Gaussian, y_T ~ N(0, I), DDIM with ``eta``, D. All noise is drawn
-        on the CPU from ``generator`` (z, y_T, then one draw per step when eta > 0)."""
-        z = self.code_moments.sample(n, generator)
+        """n samples [n, C, R, R]: z from the latent DPM (or the code Gaussian), y_T ~ N(0, I), DDIM with ``eta``, D.
+        All noise is drawn on the CPU from ``generator`` (z, y_T, then one draw per step when eta > 0)."""
+        z = self.sample_codes(n, generator)
         y_T = randn(self._latent_shape(n), generator, device=self.device)
         return self.decode(y_T, z, self.cfg.eta, generator)
+
+    def gaussian_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.code_moments.sample(n, generator)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
@@ -501,8 +513,8 @@ class DisDiff(Method):
                        f", no clipping, eps - sqrt(1 - ab_t) sum_c G_c",
             "inversion": f"none in the reference; ours (figures): deterministic DDIM inversion on the same grid "
                          f"({ddim.describe(ddim.ldm_grid(self.schedule, k, invert=True))}), decoded with eta = 0",
-            "generator": "z ~ Gaussian fitted to training codes (benchbench stand-in; the reference samples with codes "
-                         "of encoded images), y_T ~ N(0, I), the sampler, then D",
+            "generator": f"z: {self.code_generator()} (benchbench choice: the reference has no code generator and "
+                         "samples with codes of encoded images); y_T ~ N(0, I), the sampler, then D",
             "frozen": f"{self.cfg.space}-space DPM stage, "
                       f"{'non-EMA (load_ema_ckpt quirk)' if self.cfg.frozen_weights == 'online' else 'EMA'} weights",
         }
@@ -510,6 +522,8 @@ class DisDiff(Method):
     def deviations(self) -> list[str]:
         """What still differs from DisDiff's configs for this instance."""
         out = ["G's EMA has no (1 + n) / (10 + n) decay warm-up (the shared loop's EMA is plain)",
+               "unconditional codes come from a benchbench generator (DisDiff's code has none): "
+               + ("PDAE's latent DPM on the codes" if self.cfg.code_prior == "latent" else self.gaussian_label()),
                "training lengths are UNVERIFIED benchbench choices (no stopping criterion in the configs)"]
         if self.cfg.space == "latent":
             out.insert(0, "the first-stage autoencoder trains with L1 + its VQ/KL term only: no LPIPS or patch-GAN "

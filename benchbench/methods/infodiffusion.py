@@ -53,6 +53,8 @@ from benchbench.datasets.base import DataSpec
 from benchbench.diffusion import EpsFn, Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import Method, paper_differences, randn, standardize_codes
+from benchbench.methods.latent_prior import INFODIFFUSION_LATENT, LatentConfig
+from benchbench.methods.latent_prior import quick as quick_latent
 from benchbench.nets.unet import SemanticEncoder, SemanticEncoderConfig, UNet, UNetConfig
 from benchbench.registry import register_method
 
@@ -89,6 +91,9 @@ class InfoDiffusionConfig:
         sampler: "official" (all T steps, eta 0.01, the reference's indexing) or "ddim" (``sample_steps``
             deterministic steps); see the module doc.
         sample_steps: DDIM steps of the "ddim" sampler (sample, reconstruct, traverse and the inversion).
+        code_prior: codes of :meth:`InfoDiffusion.sample`: "latent" (the reference's ``--is_latent`` FID sampling: a
+            latent DDPM, ``LatentUNet``, on the encoder outputs) or "gaussian" (the prior N(0, I)).
+        latent: that latent DDPM (``run.py --mode train_latent_ddim``).
     """
 
     unet: UNetConfig = field(default_factory=lambda: PAPER_DECODER)
@@ -105,6 +110,8 @@ class InfoDiffusionConfig:
     beta_end: float = 1e-2
     sampler: str = "official"
     sample_steps: int = 50
+    code_prior: str = "latent"
+    latent: LatentConfig = field(default_factory=lambda: INFODIFFUSION_LATENT)
 
 
 OFFICIAL_ETA = 0.01  # sampling.py: _ddim_one_diffusion_step
@@ -192,7 +199,7 @@ PRESETS = {
     "smoke": Preset(
         InfoDiffusionConfig(unet=_SMOKE_UNET, encoder=replace(_SMOKE_UNET, out_channels=1, cond_dim=0,
                                                                cond_mode="scale"), a_dim=8, sampler="ddim",
-                            sample_steps=5),
+                            sample_steps=5, code_prior="gaussian"),
         TrainConfig(steps=10, batch_size=8, lr=1e-3, log_every=5, ckpt_every=5),
         data=(("resolution", 16),),
     ),
@@ -202,7 +209,8 @@ PRESETS = {
     # the reference's estimator).
     "quick": Preset(
         InfoDiffusionConfig(unet=_QUICK_UNET, encoder=_QUICK_ENCODER, encoder_kind="conv", conv_encoder=_QUICK_CONV,
-                            a_dim=16, sampler="ddim", sample_steps=10, mmd_unbiased=True),
+                            a_dim=16, sampler="ddim", sample_steps=10, mmd_unbiased=True,
+                            latent=quick_latent(INFODIFFUSION_LATENT)),
         TrainConfig(steps=1000, batch_size=16, lr=1e-3, weight_decay=1e-5, grad_clip=1.0, ema_decay=0.0,
                     warmup_steps=100, lr_schedule="cosine", log_every=50, ckpt_every=500),
         data=(("resolution", 32),),
@@ -318,11 +326,11 @@ class InfoDiffusion(Method):
             sampler = f"DDIM K={k} (benchbench; Diff-AE stride: {ddim.describe(self._grid())}), eta=0, no clipping"
             inversion = f"DDIM reverse K={k}, last step to ab = 0, no clipping"
         return {"sampler": sampler, "inversion": inversion,
-                "generator": "a ~ N(0, I) (the MMD prior), x_T ~ N(0, I), then the sampler"}
+                "generator": f"a: {self.code_generator()}; x_T ~ N(0, I), then the sampler"}
 
     def deviations(self) -> list[str]:
         """What still differs from InfoDiffusion's CelebA setting for this instance."""
-        out = ["generation draws a from N(0, I); the reference's FID draws it from a latent DDPM on a",
+        out = [*self.code_prior_deviations("the reference's latent DDPM on a (its FID's --is_latent)"),
                "the a_dim behind each published number is UNVERIFIED (the README trains with 32, evaluates with 256)"]
         if self.cfg.encoder_kind == "conv":
             out.append("the encoder is Diff-AE's semantic encoder (CPU preset), not InfoDiffusion's UNet encoder")
@@ -339,11 +347,18 @@ class InfoDiffusion(Method):
                        f"UNVERIFIED)")
         return out + paper_differences(PRESETS, self.cfg, self.spec.family, "infodiffusion")
 
+    def gaussian_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return randn((n, self.cfg.a_dim), generator, device=self.device)
+
+    def gaussian_label(self) -> str:
+        return "the prior N(0, I)"
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples [n, C, H, W]: a ~ N(0, I) (the prior the MMD pulls q(a) towards), x_T ~ N(0, I), ``sampler``.
-        All noise comes from ``generator`` on the CPU: a, x_T, then the eta noise of each step."""
-        a = randn((n, self.cfg.a_dim), generator, device=self.device)
+        """n samples [n, C, H, W]: a from the latent DDPM (or, with ``code_prior=gaussian``, the prior N(0, I) the MMD
+        pulls q(a) towards), x_T ~ N(0, I), ``sampler``. All noise comes from ``generator`` on the CPU: a, x_T, then
+        the eta noise of each step."""
+        a = self.sample_codes(n, generator)
         x_T = randn((n, self.spec.channels, self.spec.resolution, self.spec.resolution), generator, device=self.device)
         return self.decode(x_T, a, generator if generator is not None else torch.Generator().manual_seed(0))
 

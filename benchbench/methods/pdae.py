@@ -22,9 +22,9 @@ coefficient, eps_hat = eps_theta - sqrt(1 - ab_t) G (the training coefficient ab
 applies the shift only on the first (1 - ``sample_stop_percent``) of the steps, as ``latent_diffusion_sample``
 (stop_percent 0.3); reconstructions and traversals shift at every step (stop_percent 0).
 
-Simplification: PDAE generates unconditionally with a latent DPM on z (MLPSkipNet, methods.md §5), which is not
-implemented yet; :meth:`PDAE.sample` draws z from a full-covariance Gaussian fitted to the codes of the training
-batches instead (running moments kept as buffers), then decodes with shifted DDIM.
+Unconditional generation (:meth:`PDAE.sample`) draws z from PDAE's latent DPM on the codes (MLPSkipNet, methods.md
+§5; the ``latent`` stage, :mod:`benchbench.methods.latent_prior`), then decodes as above; with
+``model.code_prior=gaussian`` z comes from a full-covariance Gaussian fitted to the training codes instead.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import CodeMoments, Method, paper_differences, randn, standardize_codes
 from benchbench.methods.dpm import DPM, DPMConfig, ddpm_request
+from benchbench.methods.latent_prior import PDAE_LATENT, LatentConfig
+from benchbench.methods.latent_prior import quick as quick_latent
 from benchbench.nets.attention import AttentionBlock, group_norm
 from benchbench.nets.unet import UNetConfig, UNetDecoder
 from benchbench.registry import register_method
@@ -62,10 +64,14 @@ class PDAEConfig:
             log2(R / 4) of them (the first ones; the last is repeated if too few), so the map is 4×4 at the end.
         encoder_attention: sides of E_phi's maps followed by self-attention (16: after the 16×16 conv).
         encoder_heads: heads of that attention (4 in PDAE's CelebA-64 encoder).
-        sample_steps: DDIM steps for sample, reconstruct and traverse (inversion uses as many; PDAE's "ddimK").
+        sample_steps: DDIM steps for sample, reconstruct and traverse (inversion uses as many; PDAE's "ddimK";
+            its generation decodes with ``ddim100``).
         clip_denoised: clip x0_hat to [-1, 1] at every DDIM step (PDAE's DDIM always does).
         sample_stop_percent: generation drops the shift on the last this-fraction of steps (PDAE: 0.3).
-        code_momentum: momentum of the running code moments behind :meth:`PDAE.sample`.
+        code_momentum: momentum of the running code moments behind the ``gaussian`` code prior.
+        code_prior: codes of :meth:`PDAE.sample`: "latent" (PDAE's latent DPM, the ``latent`` stage built after
+            training) or "gaussian" (N(mean, cov) of the training codes; smoke tests).
+        latent: the latent DPM (PDAE's ``celeba64_latent.yml``).
     """
 
     dpm: DPMConfig = field(default_factory=DPMConfig)
@@ -79,6 +85,8 @@ class PDAEConfig:
     clip_denoised: bool = True
     sample_stop_percent: float = 0.3
     code_momentum: float = 0.99
+    code_prior: str = "latent"
+    latent: LatentConfig = field(default_factory=lambda: PDAE_LATENT)
 
 
 def loss_weights(schedule: Schedule, gamma: float) -> Tensor:
@@ -133,7 +141,8 @@ def _presets() -> dict[str, object]:
                       attention_resolutions=(), num_groups=4, dropout=0.0)
     smoke_train = TrainConfig(steps=10, batch_size=8, lr=1e-3, log_every=5, ckpt_every=10)
     smoke = PDAEConfig(dpm=DPMConfig(unet=tiny, sample_steps=5, train=smoke_train), z_dim=8,
-                       encoder_channels=(8, 8), encoder_attention=(), encoder_heads=1, sample_steps=5)
+                       encoder_channels=(8, 8), encoder_attention=(), encoder_heads=1, sample_steps=5,
+                       code_prior="gaussian")
     # quick (CPU laptop, not a paper setting): 32×32, a small UNet, z_dim 32 (512 in the paper) and no attention in
     # E_phi (at 16×16 it made encoding 35× slower, and the factor metrics encode ~10^5 images). At ~5 DPM steps/s
     # (batch 16, one core) the DPM stage takes ~4 minutes, PDAE training plus evaluation about as long. The EMA
@@ -143,7 +152,8 @@ def _presets() -> dict[str, object]:
     quick_dpm = DPMConfig(unet=small, sample_steps=20, train=TrainConfig(
         steps=1200, batch_size=16, lr=1e-3, ema_decay=0.995, grad_clip=1.0, amp=False, log_every=50,
         ckpt_every=500))
-    quick = PDAEConfig(dpm=quick_dpm, z_dim=32, encoder_channels=(32, 64, 64), encoder_attention=(), sample_steps=20)
+    quick = PDAEConfig(dpm=quick_dpm, z_dim=32, encoder_channels=(32, 64, 64), encoder_attention=(), sample_steps=20,
+                       latent=quick_latent(PDAE_LATENT))
     quick_train = TrainConfig(steps=600, batch_size=16, lr=1e-3, ema_decay=0.99, grad_clip=1.0, amp=False,
                               log_every=50, ckpt_every=300)
     # paper: PDAE's CelebA-64 setting (methods.md §5): Diff-AE CelebA-64 UNet for the frozen DPM (benchbench choice;
@@ -273,11 +283,15 @@ class PDAE(Method):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples [n, C, H, W] in [-1, 1]: z from the code Gaussian, then PDAE's DDIM from CPU-drawn x_T."""
-        z = self.code_moments.sample(n, generator)
+        """n samples [n, C, H, W] in [-1, 1]: z from the latent DPM (or the code Gaussian), then PDAE's DDIM from
+        CPU-drawn x_T."""
+        z = self.sample_codes(n, generator)
         c, r = self.spec.channels, self.spec.resolution
         x_T = randn((n, c, r, r), generator, device=self.device)
         return self._decode(x_T, z, self.shift_start())
+
+    def gaussian_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.code_moments.sample(n, generator)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
@@ -305,7 +319,7 @@ class PDAE(Method):
             "sampler": f"PDAE DDIM K={k} (map = int(linspace(0, {self.schedule.num_steps - 1}, K + 1)): "
                        f"{ddim.describe(self._grid())}), eta=0, {clip}, eps - sqrt(1 - ab_t) G",
             "inversion": f"PDAE DDIM encode K={k}: {ddim.describe(self._grid(invert=True))}, {clip}",
-            "generator": f"z ~ Gaussian fitted to training codes (stand-in for PDAE's latent DPM), x_T ~ N(0, I), the "
+            "generator": f"z: {self.code_generator()}; x_T ~ N(0, I), the "
                          f"sampler with the shift on t >= {self.shift_start()} (stop_percent "
                          f"{self.cfg.sample_stop_percent:g})",
         }
@@ -313,8 +327,7 @@ class PDAE(Method):
     def deviations(self) -> list[str]:
         """What still differs from PDAE's CelebA-64 setting for this instance."""
         out = ["PDAE's pre-trained DPM config is our choice (Diff-AE's CelebA-64 UNet): the official one is not public",
-               "generation draws z from a Gaussian fitted to training codes, not PDAE's latent DPM: FID is not the "
-               "paper's",
+               *self.code_prior_deviations("PDAE's latent DPM"),
                "training lengths are UNVERIFIED benchbench choices (500k DPM steps, 500k PDAE steps at batch 128)"]
         if self.spec.family != "celeba":
             out.append(f"PDAE has no run on {self.spec.family or self.spec.name}: the CelebA-64 setting is reused "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -142,17 +143,47 @@ def fid(
 
 def unavailable(settings: FIDSettings) -> str | None:
     """Why FID cannot run here (the one-line fix), or None when it can."""
+    from benchbench.metrics import fid_protocols as fp
+
     try:
-        weights_path(settings)
-    except FIDUnavailable as exc:
+        fp.check_protocol(settings)
+        if fp.uses_cleanfid(settings.protocol):
+            fp.cleanfid_weights(settings)
+        else:
+            weights_path(settings)
+    except BenchbenchError as exc:
         return str(exc)
     return None
 
 
 @register_metric("fid", higher_is_better=False, needs="images", label="FID", settings_key="fid",
                  unavailable=unavailable)
-def fid_metric(generated: np.ndarray, real: np.ndarray, settings: FIDSettings, real_cache_name: str | None,
-               cache_root: Path | None) -> MetricResult:
-    """Registered wrapper: FID of generated samples against the dataset's reference images."""
-    value = fid(generated, real, settings, real_cache_name, cache_root)
-    return MetricResult(value, {"num_generated": len(generated), "num_real": len(real)})
+def fid_metric(sample: Callable[[int, int], np.ndarray], real: Callable[[int], np.ndarray], real_key: str,
+               settings: FIDSettings, work: Path | None, cache_root: Path | None,
+               device: torch.device | None = None, progress: bool = True,
+               features: Callable[[np.ndarray], np.ndarray] | None = None) -> MetricResult:
+    """Registered FID under ``settings.protocol`` (:mod:`benchbench.metrics.fid_protocols`).
+
+    Args:
+        sample: (chunk index, n) -> n uint8 samples [n, H, W, 3], deterministic in the chunk index.
+        real: count (0 = all) -> uint8 reference images [M, H, W, 3].
+        real_key: names the reference set in the statistics cache (dataset, version, resolution, split and a
+            content hash); the protocol and count are appended.
+        work: folder of finished chunks (a killed run resumes there); None: nothing kept.
+        cache_root: folder of the cached reference statistics.
+        features: the feature extractor to use instead of the protocol's (tests: a projection of it).
+    """
+    from benchbench.metrics import fid_protocols as fp
+
+    num_gen, num_real = fp.counts(settings)
+    if num_gen < 2:
+        raise BenchbenchError(f"FID needs at least 2 generated images, got eval.fid.num_gen={num_gen}")
+    dev = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    features = features or fp.feature_extractor(settings, dev)
+    key = f"{real_key}-{settings.protocol}-n{num_real or 'all'}"
+    ref, count = fp.reference_statistics(lambda: real(num_real), key, features, cache_root)
+    gen_feats = fp.generated_features(sample, num_gen, settings.chunk, features, work, progress)
+    value = fp.distance(settings.protocol, fp.statistics(gen_feats), ref)
+    return MetricResult(value, {"num_generated": num_gen, "num_real": count, "protocol": settings.protocol,
+                                "tool": fp.tool(settings.protocol), "reference": key,
+                                "comparable": settings.protocol != "disdiff-quirk"})

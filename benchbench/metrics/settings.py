@@ -117,20 +117,32 @@ class PMGSettings:
 
 @dataclass(frozen=True)
 class FIDSettings:
-    """FID through torch-fidelity (metrics.md §9): generated samples vs the dataset's reference set.
+    """FID (metrics.md §9): generated samples vs a reference set, under one paper's protocol.
 
     Attributes:
-        num_gen: generated samples.
-        num_real: reference images (drawn without replacement with seed 0, never flipped).
+        protocol: "benchbench" (torch-fidelity, 10k vs 10k training images), "infodiffusion" (clean-fid, 10k vs
+            the whole training split), "diffae" (50k vs 50k) or "disdiff-quirk" (DisDiff's [0, 255]-floats script;
+            not comparable); see :mod:`benchbench.metrics.fid_protocols`.
+        num_gen: generated samples; 0: the protocol's count.
+        num_real: reference images (drawn without replacement with seed 0 from the training split, never flipped);
+            0: the whole training split; -1: the protocol's count.
         batch_size: Inception batch size.
-        weights: path of ``weights-inception-2015-12-05-6726825d.pth``; empty: $BENCHBENCH_FID_WEIGHTS,
-            else torch.hub's cache.
+        chunk: generated images per resumable chunk (each chunk's noise comes from its own seeded generator).
+        gen_batch: images per ``sample`` call (memory); with ``chunk`` it fixes which noise each image gets.
+        weights: path of ``weights-inception-2015-12-05-6726825d.pth`` (torch-fidelity); empty:
+            $BENCHBENCH_FID_WEIGHTS, else torch.hub's cache.
+        cleanfid_weights: path of clean-fid's ``inception-2015-12-05.pt``; empty: $BENCHBENCH_CLEANFID_WEIGHTS, else
+            /tmp/inception-2015-12-05.pt.
     """
 
-    num_gen: int = 10_000
-    num_real: int = 10_000
+    protocol: str = "benchbench"
+    num_gen: int = 0
+    num_real: int = -1
     batch_size: int = 64
+    chunk: int = 500
+    gen_batch: int = 100
     weights: str = ""
+    cleanfid_weights: str = ""
 
 
 @dataclass(frozen=True)
@@ -174,7 +186,7 @@ def eval_preset(preset: str) -> EvalConfig:
             factorvae=FactorVAESettings(num_train=1_000, num_eval=500, num_variance_estimate=5_000),
             mig=MIGSettings(num_train=5_000),
             dci=DCISettings(num_train=1_000, num_test=500, mode="fast"),
-            fid=FIDSettings(num_gen=128, num_real=128),
+            fid=FIDSettings(num_gen=200, num_real=200, chunk=100, gen_batch=50),
             sap=SAPSettings(num_train=2_000, num_test=1_000),
             modularity=ModularitySettings(num_train=2_000, num_test=1_000),
             betavae_score=BetaVAEScoreSettings(num_train=200, num_eval=100),
@@ -187,7 +199,7 @@ def eval_preset(preset: str) -> EvalConfig:
         factorvae=FactorVAESettings(batch_size=16, num_train=100, num_eval=50, num_variance_estimate=200),
         mig=MIGSettings(num_train=300),
         dci=DCISettings(num_train=200, num_test=100, mode="fast"),
-        fid=FIDSettings(num_gen=16, num_real=16, batch_size=16),
+        fid=FIDSettings(num_gen=16, num_real=16, batch_size=16, chunk=8, gen_batch=8),
         sap=SAPSettings(num_train=200, num_test=100),
         modularity=ModularitySettings(num_train=200, num_test=100),
         betavae_score=BetaVAEScoreSettings(batch_size=16, num_train=60, num_eval=30),
