@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -28,71 +29,75 @@ from benchbench.evaluate import to_uint8
 from benchbench.method import Method
 from benchbench.metrics.pmg import pmg_figure
 
+PAD = 2  # pixels between images
 
-def _show(ax, img: np.ndarray) -> None:
-    ax.imshow(img if img.shape[-1] == 3 else img[..., 0], cmap=None if img.shape[-1] == 3 else "gray",
-              vmin=0, vmax=255)
-    ax.set_xticks([])
-    ax.set_yticks([])
+
+def _canvas(rows: list[list[np.ndarray | None]]) -> np.ndarray:
+    """uint8 images [H, W, C] (None: blank) in rows -> one white-padded uint8 canvas [R(H+p)+p, K(W+p)+p, 3]."""
+    h, w = next(img for row in rows for img in row if img is not None).shape[:2]
+    k = max(len(r) for r in rows)
+    canvas = np.full((len(rows) * (h + PAD) + PAD, k * (w + PAD) + PAD, 3), 255, np.uint8)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            if img is not None:
+                y, x = PAD + i * (h + PAD), PAD + j * (w + PAD)
+                canvas[y:y + h, x:x + w] = img if img.shape[-1] == 3 else np.repeat(img, 3, axis=-1)
+    return canvas
+
+
+def _grid_figure(rows: list[list[np.ndarray | None]], row_labels: list[str], col_labels: list[str] | None,
+                 title: str, cell: float = 0.62) -> tuple[Figure, Axes]:
+    """One axes showing the image grid, rows labelled on the left (y ticks) and columns on top (x ticks).
+
+    One image in one axes keeps saving fast (a grid of axes costs seconds per figure in PDF).
+    """
+    h, w = next(img for row in rows for img in row if img is not None).shape[:2]
+    k = max(len(r) for r in rows)
+    margin = 0.12 * max(len(t) for t in row_labels) / max(1, max(t.count("\n") + 1 for t in row_labels)) + 0.3
+    fig = plotstyle.figure(cell * k + margin, cell * len(rows) * h / w + 0.7)
+    ax = fig.subplots()
+    ax.imshow(_canvas(rows))
+    ax.set_yticks([PAD + i * (h + PAD) + h / 2 for i in range(len(rows))], row_labels)
+    if col_labels:
+        ax.set_xticks([PAD + j * (w + PAD) + w / 2 for j in range(len(col_labels))], col_labels)
+        ax.xaxis.tick_top()
+    else:
+        ax.set_xticks([])
+    ax.tick_params(length=0, pad=2)
     for spine in ax.spines.values():
         spine.set_visible(False)
+    fig.suptitle(title)
+    return fig, ax
 
 
 def reconstruction_figure(inputs: np.ndarray, recons: np.ndarray, title: str) -> Figure:
     """Inputs [N, H, W, C] uint8 over their reconstructions; rows labelled "input" and "reconstruction"."""
-    n = len(inputs)
-    fig = plotstyle.figure(0.75 * n + 0.9, 1.9)
-    axes = fig.subplots(2, n, squeeze=False)
-    for j in range(n):
-        _show(axes[0, j], inputs[j])
-        _show(axes[1, j], recons[j])
-    axes[0, 0].set_ylabel("input")
-    axes[1, 0].set_ylabel("reconstruction")
-    fig.suptitle(title)
+    fig, _ = _grid_figure([list(inputs), list(recons)], ["input", "reconstruction"], None, title)
     return fig
 
 
 def traversal_figure(image: np.ndarray, rows: list[np.ndarray], row_labels: list[str], steps: list[str],
                      title: str) -> Figure:
-    """The input image [H, W, C] (framed, column "input") beside one row per latent [V, H, W, C].
+    """The input image [H, W, C] (framed, column "input", first row) beside one row per latent [V, H, W, C].
 
     Args:
         row_labels: one per row, e.g. "z3\\n[-1.2, 1.5]" (the latent and its value range).
         steps: one per traversal column, e.g. "-2σ" ... "+2σ" (offsets from the code mean).
     """
-    v = len(steps)
-    fig = plotstyle.figure(0.7 * (v + 1) + 1.0, 0.7 * len(rows) + 0.8)
-    axes = fig.subplots(len(rows), v + 1, squeeze=False)
-    for i, row in enumerate(rows):
-        for j in range(v):
-            _show(axes[i, j + 1], row[j])
-        axes[i, 0].set_axis_off()
-        axes[i, 1].set_ylabel(row_labels[i], rotation=0, ha="right", va="center")
-    ax = axes[0, 0]
-    ax.set_axis_on()
-    _show(ax, image)
+    grid = [[image if i == 0 else None, *list(row)] for i, row in enumerate(rows)]
+    fig, ax = _grid_figure(grid, row_labels, ["input", *steps], title)
     h, w = image.shape[:2]
-    ax.add_patch(Rectangle((-0.5, -0.5), w, h, fill=False, edgecolor=plotstyle.HIGHLIGHT, linewidth=2.5))
-    ax.set_title("input", color=plotstyle.HIGHLIGHT)
-    for j, step in enumerate(steps):
-        axes[0, j + 1].set_title(step)
-    fig.suptitle(title)
+    ax.add_patch(Rectangle((PAD - 1.5, PAD - 1.5), w + 2, h + 2, fill=False, edgecolor=plotstyle.HIGHLIGHT,
+                           linewidth=2))
+    ax.get_xticklabels()[0].set_color(plotstyle.HIGHLIGHT)
     return fig
 
 
 def sample_figure(samples: np.ndarray, title: str, cols: int = 8) -> Figure:
-    """Unconditional samples [N, H, W, C] uint8 in a grid with a title."""
-    n = len(samples)
-    rows = -(-n // cols)
-    fig = plotstyle.figure(0.7 * min(n, cols) + 0.4, 0.7 * rows + 0.6)
-    axes = fig.subplots(rows, min(n, cols), squeeze=False)
-    for k, ax in enumerate(axes.ravel()):
-        if k < n:
-            _show(ax, samples[k])
-        else:
-            ax.set_axis_off()
-    axes[0, 0].set_ylabel("samples")
-    fig.suptitle(title)
+    """Unconditional samples [N, H, W, C] uint8 in a grid of ``cols`` columns, rows labelled "samples"."""
+    rows = [list(samples[i:i + cols]) for i in range(0, len(samples), cols)]
+    labels = [f"samples {i * cols + 1}-{i * cols + len(r)}" for i, r in enumerate(rows)]
+    fig, _ = _grid_figure(rows, labels, None, title)
     return fig
 
 

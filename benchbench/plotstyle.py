@@ -17,7 +17,7 @@ STYLE = {
     "font.family": "DejaVu Sans", "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "figure.titlesize": 10,
     "legend.fontsize": 7, "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False,
     "axes.spines.right": False, "axes.grid": False, "savefig.dpi": 150, "savefig.bbox": "tight",
-    "savefig.pad_inches": 0.05, "pdf.fonttype": 42, "image.interpolation": "nearest",
+    "savefig.pad_inches": 0.05, "image.interpolation": "nearest",
     "axes.prop_cycle": matplotlib.cycler(color=["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
                                                 "#F0E442", "#000000"]),
 }

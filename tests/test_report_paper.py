@@ -35,19 +35,20 @@ def test_paper_rows_beside_real_runs(tmp_path: Path) -> None:
     assert "reported" not in plain
     latex = report.build_report(tmp_path, write=False, paper=True)
     body = _body(latex)
-    ours = [line for line in body if line.startswith("disdiff")]
-    assert ours == [r"disdiff & quick & 2 & \textbf{0.820 $\pm$ 0.028} & \textbf{0.700 $\pm$ 0.000} \\"]
+    pm = r" {\scriptsize $\pm$ "
+    ours = [line for line in body if line.startswith("DisDiff")]
+    assert ours == [r"DisDiff & 2 & \textbf{0.820" + pm + r"0.028}} & \textbf{0.700" + pm + r"0.000}} \\"]
     reported = [line for line in body if "DisDiff (reported)" in line]
-    assert reported == [r"\textit{DisDiff (reported)}$^\dagger$ & published & -- & \textit{0.902 $\pm$ 0.043} & "
-                        r"\textit{0.723 $\pm$ 0.013} \\"]
+    assert reported == [r"\textit{DisDiff (reported)}$^\dagger$ & -- & \textit{0.902" + pm + r"0.043}} & "
+                        r"\textit{0.723" + pm + r"0.013}} \\"]
     # our mean - published mean, per column; betavae has no published Shapes3D number, so no difference row.
-    assert r"difference disdiff - reported & quick & 2 & -0.082 & -0.023 \\" in body
-    assert not any(line.startswith("difference betavae") for line in body)
+    assert r"difference DisDiff - reported & 2 & -0.082 & -0.023 \\" in body
+    assert not any(line.startswith("difference $\\beta$") for line in body)
     # Published rows are never ranked: DisCo's 0.877 would otherwise beat our best.
     assert any(line.startswith(r"\textit{DisCo (reported)}") and r"\textbf" not in line for line in body)
     assert "not reproduced by benchbench" in latex and "EncDiff (NeurIPS 2024) Table 1" in latex
     md = report.build_report(tmp_path, "markdown", write=False, paper=True)
-    assert "| *DisDiff (reported)* | published | n/a | 0.902 ± 0.043 | 0.723 ± 0.013 |" in md
+    assert "| *DisDiff (reported)* | n/a | *0.902 ± 0.043* | *0.723 ± 0.013* |" in md
     csv_lines = report.build_report(tmp_path, "csv", paper=True).splitlines()
     assert "shapes3d,disdiff,reported,factorvae,0.902000,0.043000," in csv_lines
 
@@ -65,7 +66,7 @@ def test_paper_adds_a_column_our_runs_lack(tmp_path: Path) -> None:
     md = report.build_report(tmp_path, "markdown", write=False, paper=True)
     head = next(line for line in md.splitlines() if line.startswith("| Method"))
     assert "FID" in head or "fid" in head
-    assert "| difference infodiffusion - reported | quick | 1 | -0.099 | n/a |" in md
+    assert "| difference InfoDiffusion - reported | 1 | -0.099 | n/a |" in md
 
 
 def test_attrs_column_next_to_tad(tmp_path: Path) -> None:
@@ -79,12 +80,12 @@ def test_attrs_column_next_to_tad(tmp_path: Path) -> None:
     md = report.build_report(tmp_path, "markdown", write=False)
     head = next(line for line in md.splitlines() if line.startswith("| Method"))
     assert head.index("tad") < head.index("ATTRS")
-    assert "| betavae | quick | 2 | 0.400 ± 0.141 | 4.000 ± 1.414 |" in md
+    assert "| β-VAE | 2 | 0.400 ± 0.141 | 4.000 ± 1.414 |" in md
 
 
 def test_cli_report_paper_flag(tmp_path: Path, invoke) -> None:
     _run(tmp_path, "disdiff", 0, {"factorvae": 0.8}, dataset="mpi3d", source="real")
     code, out, _ = invoke(["report", "--out", str(tmp_path), "--format", "markdown", "--paper"])
     assert code == 0
-    assert "| *DisDiff (reported)* | published | n/a | 0.617 ± 0.070 |" in out
-    assert "| difference disdiff - reported | quick | 1 | +0.183 |" in out
+    assert "| *DisDiff (reported)* | n/a | *0.617 ± 0.070* | *0.337 ± 0.057* |" in out
+    assert "| difference DisDiff - reported | 1 | +0.183 | n/a |" in out
