@@ -21,8 +21,8 @@ def _run(out: Path, method: str, seed: int, values: dict[str, float], *, cfg_has
     ident = {"method": method, "dataset": dataset, "preset": preset, "config_hash": cfg_hash, "seed": seed}
     store.atomic_write_json(d / "config.json", ident)
     metrics = {
-        name: {"value": v, "higher_is_better": name not in ("fid", "pmg"), "label": LABELS.get(name, name), "extras": {},
-               "settings": (settings or {}).get(name, {"num_train": 2000, "seed": 0})}
+        name: {"value": v, "higher_is_better": name not in ("fid", "pmg"), "label": LABELS.get(name, name),
+               "extras": {}, "settings": (settings or {}).get(name, {"num_train": 2000, "seed": 0})}
         for name, v in values.items()
     }
     store.atomic_write_json(d / "result.json", {"schema": 1, "status": "complete", **ident, "source": source,
