@@ -115,7 +115,7 @@ def variants(configs: dict[tuple[str, ...], dict[str, Any] | None]) -> dict[tupl
     ``seed`` and the identity fields never count.
     """
     skip = {"seed", "method", "dataset", "preset"}
-    defaults = {k[:3]: _default_config(*k[:3]) for k in configs}
+    defaults = {k[:3]: _default_config(k[1], k[0], k[2]) for k in configs}  # key: (dataset, method, preset, hash)
     diffs: dict[tuple[str, ...], dict[str, Any]] = {}
     for key, cfg in configs.items():
         ref = defaults[key[:3]]
