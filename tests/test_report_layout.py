@@ -29,11 +29,11 @@ def test_mixed_smoke_and_quick_runs_give_one_table_per_preset_with_readable_labe
     assert [r.label for r in tables[1].rows] == ["β-VAE", "β-VAE β=8", "DisDiff", "random floor"]
     assert [r.kind for r in tables[1].rows] == ["run", "run", "run", "floor"]
     latex = report.build_report(tmp_path, figures=False)
-    assert latex.count(r"\begin{table}") == 4  # two presets + the two look-alike Table 1 layouts
+    assert latex.count(r"\begin{table}") == 2  # one per preset (one look-alike dataset: no Table 1 layout)
     assert r"$\beta$-VAE $\beta$=8 & 2 &" in latex
     written = sorted(p.name for p in (tmp_path / "tables").iterdir())
     assert written == ["shapes3d-synth-quick-seeds.csv", "shapes3d-synth-quick.tex", "shapes3d-synth-smoke-seeds.csv",
-                       "shapes3d-synth-smoke.tex", "table1-synth-quick.tex", "table1-synth-smoke.tex"]
+                       "shapes3d-synth-smoke.tex"]
     seeds = (tmp_path / "tables" / "shapes3d-synth-quick-seeds.csv").read_text().splitlines()
     assert len(seeds) == 1 + 4 * 2 * 7 and any(",β-VAE β=8," in line for line in seeds)
 

@@ -91,7 +91,7 @@ def make_report(out: Path, fmt: str = "latex", write: bool = True, paper: bool =
     df = select(df, presets, methods, datasets, metrics)
     filters = {"preset": presets, "method": methods, "dataset": datasets}
     tables = build_tables(df, paper)
-    combined = combined_tables(tables)
+    combined = combined_tables(tables, paper)
     files: dict[Path, bytes] = {}
     if fmt == "csv":
         text = render_csv(df, paper)

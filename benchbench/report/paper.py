@@ -49,9 +49,10 @@ class Combined:
         return text
 
 
-def combined_tables(tables: list[Table]) -> list[Combined]:
-    """Per preset, one combined table of the real datasets and one of their look-alikes (each only if any has a
-    FactorVAE or DCI column). A dataset with several settings partitions contributes its first."""
+def combined_tables(tables: list[Table], paper: bool = False) -> list[Combined]:
+    """Per preset, one combined table of the real datasets and one of their look-alikes, each where at least two of
+    those datasets have a FactorVAE or DCI column (with ``paper``, real ones from one dataset on: the published rows
+    then appear in the paper's layout). A dataset with several settings partitions contributes its first."""
     out = []
     presets = list(dict.fromkeys(t.preset for t in tables))
     for preset in presets:
@@ -68,7 +69,7 @@ def combined_tables(tables: list[Table]) -> list[Combined]:
                                              for m in METRICS if any(c.metric == m for c in t.columns)]
                 if cols:
                     groups.append((dataset, cols))
-            if not groups:
+            if len(groups) < (1 if paper and not synthetic else 2):
                 continue
             rows: list[Row] = []
             for kind in ("run", "floor", "reported"):
