@@ -237,6 +237,27 @@ def score(codes: Path, factors: Path | None, attributes: Path | None, metrics: s
         scalars = {k: v for k, v in r["extras"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         extra = "  ".join(f"{k}={v:.4g}" for k, v in scalars.items())
         click.echo(f"{name:<14} {r['value']:.4f}  {extra}".rstrip())
+        for fold in r["extras"].get("folds", []):  # cross-validated protocols (tad.protocol=infodiffusion)
+            click.echo(f"  fold {fold['fold']}: {fold.get('tad', 0):.4f}  attrs={fold.get('attrs')}")
+
+
+@cli.command()
+@click.option("--method", required=True, help="Registered method, e.g. pdae (see `benchbench list`).")
+@click.option("--dataset", required=True, help="Registered dataset, e.g. celeba (its files need not be present).")
+@click.option("--preset", default="paper", show_default=True, help="smoke | quick | paper.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Typed config override; repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@DATA_DIR
+def describe(method: str, dataset: str, preset: str, overrides: tuple[str, ...], as_json: bool,
+             data_dir: Path | None) -> None:
+    """Show what `run` would use: resolved config, protocols, deviations, parameter counts (trains nothing)."""
+    import json
+
+    from benchbench.describe import describe as describe_run
+    from benchbench.describe import render
+
+    info = describe_run(method, dataset, preset, overrides, data_dir)
+    click.echo(json.dumps(info, indent=2, default=str) if as_json else render(info))
 
 
 @cli.command(name="stages")

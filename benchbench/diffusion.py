@@ -38,23 +38,27 @@ class Schedule:
     @classmethod
     def linear(cls, num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Schedule:
         """DDPM's linear schedule (Ho et al. 2020, §4: 1e-4 -> 0.02 over T = 1000)."""
-        return cls(torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64))
+        return cls(torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64, device="cpu"))
 
     @classmethod
     def ldm_linear(cls, num_steps: int = 1000, beta_start: float = 0.0015, beta_end: float = 0.0155) -> Schedule:
         """Latent diffusion's "linear" schedule: linspace(sqrt(start), sqrt(end))^2 (methods.md §6.1)."""
-        return cls(torch.linspace(beta_start**0.5, beta_end**0.5, num_steps, dtype=torch.float64) ** 2)
+        return cls(torch.linspace(beta_start**0.5, beta_end**0.5, num_steps, dtype=torch.float64, device="cpu") ** 2)
 
     @classmethod
     def constant(cls, num_steps: int = 1000, beta: float = 0.008) -> Schedule:
         """Constant beta (Diff-AE's latent DDIM, methods.md §4)."""
-        return cls(torch.full((num_steps,), beta, dtype=torch.float64))
+        return cls(torch.full((num_steps,), beta, dtype=torch.float64, device="cpu"))
 
     def __post_init__(self) -> None:
-        b = self.betas.to(torch.float64)
+        # The tables are constants on the CPU whatever device context builds the model (``describe`` builds on the
+        # meta device, where a table would hold no values).
+        b = self.betas.to("cpu", torch.float64) if self.betas.device.type != "meta" else None
+        if b is None:
+            raise ValueError("a Schedule needs concrete betas, not meta tensors")
         a = 1.0 - b
         ab = torch.cumprod(a, dim=0)
-        ab_prev = torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]])
+        ab_prev = torch.cat([torch.ones(1, dtype=torch.float64, device="cpu"), ab[:-1]])
         tables = {
             "alphas": a,
             "alphas_bar": ab,
@@ -101,7 +105,9 @@ class Schedule:
         return self.gather(self.posterior_coef_x0, t, x0) * x0 + self.gather(self.posterior_coef_xt, t, x_t) * x_t
 
 
-# Samplers. ``eps_fn(x_t, t) -> eps`` wraps any noise predictor (conditional ones close over their code).
+# Generic samplers. ``eps_fn(x_t, t) -> eps`` wraps any noise predictor (conditional ones close over their code).
+# The methods sample as their official code does with :mod:`benchbench.ddim` (explicit grids, per-step clipping);
+# these plain versions (respaced grid ending at ab = 1, inversion from ab = 1, no clipping) remain for tests and tools.
 EpsFn = Callable[[Tensor, Tensor], Tensor]
 
 

@@ -58,6 +58,8 @@ def select_metrics(
     """
     chosen: list[str] = []
     skipped: dict[str, str] = {}
+    for entry in metrics:  # every metric's protocol is checked (a typo fails before training, applicable or not)
+        metric_settings(entry, cfg)
     for name in cfg.metrics or [e.name for e in metrics]:
         entry = metrics.get(name)
         if not applies(entry, spec, method_cls):
@@ -68,7 +70,7 @@ def select_metrics(
                 )
             continue
         check = entry.meta.get("unavailable")
-        reason = check(getattr(cfg, entry.meta.get("settings_key", name))) if check else None
+        reason = check(metric_settings(entry, cfg)) if check else None
         if reason is not None:
             if cfg.metrics:
                 raise BenchbenchError(f"metric {name!r} cannot run: {reason}")
@@ -157,7 +159,7 @@ def evaluate(
             source.transform = fit(source.represent(data.index_to_factors(idx)))
     for name in names:
         entry = metrics.get(name)
-        settings = getattr(cfg, entry.meta.get("settings_key", name))
+        settings = metric_settings(entry, cfg)
         t0 = time.perf_counter()
         needs = entry.meta.get("needs")
         if needs == "codes+factors":
@@ -165,14 +167,17 @@ def evaluate(
         elif needs == "images":
             res = _image_metric(entry, model, data, settings, cfg.seed, device)
         elif needs == "codes+attributes":
-            idx = data.split("test")[: settings.num_images]  # datasets.md §4: first test-split images
+            # The metric's protocol picks the rows (default, datasets.md §4: the first test-split images).
+            rows = entry.meta.get("rows") or (lambda st, split, size: split("test")[: st.num_images])
+            idx = rows(settings, data.split, len(data))
             codes = encode_images(model.encode, data, idx, cfg.encode_batch, device)
             res = entry.obj(codes, data.attributes(idx), data.spec.attr_names, settings, cfg.seed)
         elif needs == "diffusion":
             predict, schedule = model.pmg_model()
-            idx = np.random.default_rng(cfg.seed).choice(len(data), size=min(settings.num_images, len(data)),
-                                                         replace=False)
-            x0 = to_model_input(data.images(np.sort(idx))).to(device)
+            draw = entry.meta.get("draw") or (lambda st, seed, size: np.sort(np.random.default_rng(seed).choice(
+                size, size=min(st.num_images, size), replace=False)))
+            idx = draw(settings, cfg.seed, len(data))  # the metric's protocol draws the images
+            x0 = to_model_input(data.images(idx)).to(device)
             res = entry.obj(predict, schedule, x0, settings, cfg.seed, out_dir)
         else:
             raise ConfigError(f"metric {name!r} needs {needs!r}, which the evaluator does not know")
@@ -185,8 +190,18 @@ def evaluate(
             "needs": entry.meta.get("needs"),
             "seconds": round(time.perf_counter() - t0, 2),
         }
+        if needs == "codes+factors":  # what the factor metrics saw (benchbench.method.CODE_RULES), with each number
+            results[name]["code_rule"] = getattr(model, "code_rule", "raw")
         log(f"  {name}: {res.value:.4f} ({time.perf_counter() - t0:.1f} s)")
     return results
+
+
+def metric_settings(entry: Entry, cfg: EvalConfig) -> Any:
+    """The settings a metric runs with: its group of ``cfg``, resolved by the metric's protocol where it has one
+    (e.g. ``tad.protocol=infodiffusion`` fixes the exact AUROC); these effective settings are what is stored."""
+    settings = getattr(cfg, entry.meta.get("settings_key", entry.name))
+    resolve = entry.meta.get("resolve")
+    return resolve(settings) if resolve is not None else settings
 
 
 def plain(obj: Any) -> Any:

@@ -8,7 +8,8 @@ optionally, ``reconstruct`` and ``traverse``. Images are float tensors in [-1, 1
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import fields, is_dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -48,6 +49,18 @@ class Method(nn.Module):
     # Optional: ``code_postprocess(codes [M, D]) -> transform`` (a staticmethod or a method), fitted by the evaluator on
     # codes of a seeded dataset sample; ``transform(codes [N, D]) -> [N, D']`` is applied to every code the
     # factor metrics see (TAD and ``benchbench score`` see raw ``encode`` output). See ``standardize_codes``.
+    # ``code_rule`` says in words what the factor metrics see; it is recorded with every number (CODE_RULES).
+    code_rule: ClassVar[str] = "raw"
+
+    def protocol(self) -> dict[str, str]:
+        """How this method's numbers are produced beyond its config, one short description per part (e.g.
+        ``{"sampler": ..., "inversion": ..., "generator": ...}``); recorded in ``result.json`` and shown by
+        ``benchbench describe``. Metric protocols come from the eval config, not from here."""
+        return {}
+
+    def deviations(self) -> list[str]:
+        """The deviations from the paper setting that remain in this configuration, one short line each."""
+        return []
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters the optimiser updates (frozen pre-trained parts excluded)."""
@@ -95,12 +108,59 @@ class CodeMoments(nn.Module):
         return self.mean + randn((n, len(self.mean)), generator, device=self.mean.device) @ lower.T
 
 
+def config_differences(ours: Any, paper: Any) -> str | None:
+    """One line naming the fields where the model config ``ours`` differs from ``paper`` (same dataclass), e.g.
+    "z_dim 16 (paper 512), sample_steps 10 (paper 20), unet (9 fields)"; None when they are equal."""
+    if ours == paper:
+        return None
+    parts = []
+    for f in fields(ours):
+        a, b = getattr(ours, f.name), getattr(paper, f.name)
+        if a == b:
+            continue
+        if is_dataclass(a) and is_dataclass(b) and type(a) is type(b):
+            n = sum(1 for g in fields(a) if getattr(a, g.name) != getattr(b, g.name))
+            parts.append(f"{f.name} ({n} field{'s' if n != 1 else ''})")
+        else:
+            parts.append(f"{f.name} {a!r} (paper {b!r})")
+    return "model config differs from the paper preset: " + ", ".join(parts)
+
+
+def paper_differences(presets: dict[str, Any], cfg: Any, family: str, method: str) -> list[str]:
+    """``config_differences`` of ``cfg`` against ``presets["paper"]`` for ``family`` ([] if equal or none)."""
+    from benchbench.config import select_preset
+    from benchbench.errors import ConfigError
+
+    try:
+        paper = select_preset(presets, "paper", family, method).model
+    except ConfigError:
+        return []
+    line = config_differences(cfg, paper) if type(paper) is type(cfg) else None
+    return [line] if line else []
+
+
 def randn(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor | None = None,
           device: torch.device | None = None) -> Tensor:
     """Standard normal noise drawn on the CPU from ``generator`` (same numbers on any device)."""
     noise = torch.randn(shape, generator=generator)
     target = like.device if like is not None else device
     return noise.to(target) if target is not None else noise
+
+
+# What the factor metrics (FactorVAE, MIG, DCI, SAP, modularity, BetaVAE score) see, per kind of method. One rule for
+# all diffusion methods: their codes are z-normalised per dim with dataset statistics (after the method's own published
+# reduction, DisDiff's per-factor PCA). Why: FactorVAE's 0.05 prune threshold is absolute and the BetaVAE score's
+# logistic regression is L2-regularised, so both depend on a code's scale; a diffusion encoder has no prior that pins
+# that scale (a VAE's KL pins it near N(0, I)), so raw codes would be pruned or regularised by an arbitrary encoder
+# scale. The other factor metrics are invariant to a per-dim affine map (MIG and modularity bin each dim over its
+# own range; DCI's trees and SAP's thresholds are order-based), and TAD's exact AUROC is too. VAEs keep
+# disentanglement_lib's raw posterior means (its ``mean`` representation), as every published VAE number was computed.
+CODE_RULES = {
+    "raw": "raw encode() output (VAEs: the posterior mean, disentanglement_lib's 'mean' representation)",
+    "standardized": "z-normalised per dim with the mean/std of eval.postprocess_fit dataset codes (diffusion rule)",
+    "pca+standardized": "per-factor PCA(1) scores (DisDiff's evaluation), then z-normalised per dim with the "
+                        "statistics of eval.postprocess_fit dataset codes (diffusion rule)",
+}
 
 
 def standardize_codes(codes: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -115,3 +175,11 @@ def standardize_codes(codes: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     std = codes.std(axis=0)
     std = np.where(std > 0, std, 1.0)
     return lambda z: (z - mean) / std
+
+
+def then_standardize(transform: Callable[[np.ndarray], np.ndarray], codes: np.ndarray
+                     ) -> Callable[[np.ndarray], np.ndarray]:
+    """``transform`` (a method's own reduction, fitted already) followed by ``standardize_codes`` fitted on
+    ``transform(codes)``: the diffusion code rule after a reduction (DisDiff's per-factor PCA)."""
+    scale = standardize_codes(transform(codes))
+    return lambda z: scale(transform(z))

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from benchbench import distributed, stages, store
+from benchbench import distributed, protocols, stages, store
 from benchbench.config import RunConfig, config_hash, resolve, to_dict
 from benchbench.datasets.base import ImageData
 from benchbench.errors import BenchbenchError
@@ -175,6 +175,7 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
         distributed.barrier()  # release the other ranks even when scoring fails
     t2 = time.perf_counter()
     return {
+        **protocols.record(cfg, data.spec, trained, list(spec.metrics)),
         "metrics": scores, "missing": spec.skipped, "figures": figures,
         "stages": {n: a.record() for n, a in artifacts.items()},
         "timing": {"train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)},

@@ -15,7 +15,7 @@ import numpy as np
 
 from benchbench.config import override
 from benchbench.errors import BenchbenchError, MetricInputError
-from benchbench.evaluate import plain
+from benchbench.evaluate import metric_settings, plain
 from benchbench.metrics.settings import EvalConfig
 from benchbench.registry import metrics
 
@@ -93,7 +93,7 @@ def score_arrays(
         if labels is None:
             flag = "--factors" if entry.meta.get("needs") == "codes+factors" else "--attributes"
             raise BenchbenchError(f"metric {name!r} needs {flag}")
-        settings = getattr(cfg, entry.meta.get("settings_key", name))
+        settings = metric_settings(entry, cfg)
         res = arrays(np.asarray(codes), np.asarray(labels), settings, seed)
         results[name] = {"value": float(res.value), "extras": plain(res.extras),
                          "settings": {**asdict(settings), "seed": seed},

@@ -7,7 +7,9 @@ same training loop as every method, then frozen and reused by every run and seed
         config.json     what was built (the request), written first
         ckpt.pt         training checkpoint while the stage is being built (an interrupted build resumes)
         artifact.pt     the final weights (EMA when the stage trains with EMA), written atomically
-        artifact.json   SHA-256 of artifact.pt, provenance, build time
+        artifact-online.pt  the final non-EMA weights, when the stage trains with EMA (DisDiff's reference freezes
+                        those: methods.md §6.3, ``load_ema_ckpt``)
+        artifact.json   SHA-256 of artifact.pt (and of artifact-online.pt), provenance, build time
 
 ``ensure`` takes an exclusive lock on the stage folder, so two runs that need the same stage at once build
 it once: the second waits, then reuses it. An artifact whose checksum no longer matches is rebuilt.
@@ -85,16 +87,30 @@ class Artifact:
     path: Path
     sha256: str
     hash: str
+    online_sha256: str | None = None
+
+    @property
+    def online_path(self) -> Path:
+        """The non-EMA weights: ``artifact-online.pt``, or artifact.pt itself for a stage trained without EMA."""
+        return self.path if self.online_sha256 == self.sha256 else self.path.with_name(ONLINE)
 
     def record(self) -> dict[str, str]:
         return {"kind": self.kind, "path": str(self.path), "sha256": self.sha256, "hash": self.hash}
 
-    def load_state(self) -> dict[str, Any]:
-        """The artifact's state dict, after checking its checksum again."""
-        data = self.path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != self.sha256:
-            raise TrainingError(f"stage artifact {self.path} changed since it was checked; run again to rebuild it")
+    def load_state(self, online: bool = False) -> dict[str, Any]:
+        """The artifact's state dict (``online``: the non-EMA weights), after checking its checksum again."""
+        path, sha = (self.online_path, self.online_sha256) if online else (self.path, self.sha256)
+        if sha is None:
+            raise TrainingError(
+                f"stage {self.path.parent} has no non-EMA weights (built without EMA, or before benchbench kept "
+                f"them); delete the folder to rebuild it, or use its EMA weights")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise TrainingError(f"stage artifact {path} changed since it was checked; run again to rebuild it")
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+ONLINE = "artifact-online.pt"
 
 
 def _sha256(path: Path) -> str:
@@ -113,7 +129,10 @@ def cached(req: StageRequest, out: Path) -> Artifact | None:
         return None
     if _sha256(d / "artifact.pt") != meta.get("sha256"):
         return None
-    return Artifact(req.kind, d / "artifact.pt", meta["sha256"], req.hash())
+    online = meta.get("online_sha256")
+    if online not in (None, meta["sha256"]) and (not (d / ONLINE).exists() or _sha256(d / ONLINE) != online):
+        return None
+    return Artifact(req.kind, d / "artifact.pt", meta["sha256"], req.hash(), online)
 
 
 def build_model(req: StageRequest, spec: Any, deps: dict[str, Artifact]) -> torch.nn.Module:
@@ -155,7 +174,7 @@ def ensure(
                     log(f"reusing cached stage {label} (sha256 {found.sha256[:12]}, built {meta.get('built', '?')})")
                 else:
                     log(f"stage {label}: artifact missing or checksum mismatch; rebuilding it")
-                    for name in ("artifact.pt", "artifact.json"):
+                    for name in ("artifact.pt", ONLINE, "artifact.json"):
                         (d / name).unlink(missing_ok=True)
             if found is None and not (d / "config.json").exists():
                 store.atomic_write_json(d / "config.json", {**req.identity(), "provenance": provenance()})
@@ -178,16 +197,23 @@ def ensure(
         buf = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in trained.state_dict().items()}, buf)
         sha = hashlib.sha256(buf.getvalue()).hexdigest()
+        online_buf, online_sha = None, sha  # without EMA the weights are the non-EMA ones
+        if trained is not model:  # trained with EMA: keep the non-EMA weights too
+            online_buf = io.BytesIO()
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, online_buf)
+            online_sha = hashlib.sha256(online_buf.getvalue()).hexdigest()
         if main:
+            if online_buf is not None:
+                store.atomic_write_bytes(d / ONLINE, online_buf.getvalue())
             store.atomic_write_bytes(d / "artifact.pt", buf.getvalue())
             store.atomic_write_json(d / "artifact.json", {
-                "sha256": sha, "built": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "sha256": sha, "online_sha256": online_sha, "built": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "seconds": round(time.perf_counter() - t0, 1),
                 "deps": {name: a.record() for name, a in deps.items()}, "provenance": provenance()})
             (d / "ckpt.pt").unlink(missing_ok=True)  # the artifact supersedes it
         sha = distributed.from_main(sha)  # every rank returns rank 0's artifact (and waits until it is written)
         log(f"built stage {label} in {time.perf_counter() - t0:.0f} s (sha256 {sha[:12]})")
-        return Artifact(req.kind, d / "artifact.pt", sha, req.hash())
+        return Artifact(req.kind, d / "artifact.pt", sha, req.hash(), online_sha)
 
 
 def list_stages(out: Path) -> list[dict[str, Any]]:

@@ -63,14 +63,14 @@ def batch_indices(seed: int, step: int, rank: int, n: int, batch_size: int) -> n
 def training_batch(data: ImageData, pool: np.ndarray | None, seed: int, step: int, rank: int,
                    batch_size: int, world_size: int = 1) -> torch.Tensor:
     """This rank's part [B / W, C, H, W] in [-1, 1] of ``step``'s global batch of B images: drawn from ``pool``
-    (the training split, or every image when None) and, for datasets trained with flips, mirrored per image with
+    (``data.training_pool()``, or every image when None) and, for datasets trained with flips, mirrored per image with
     probability 1/2. The global batch does not depend on the world size W; rank r takes rows r·B/W .. (r+1)·B/W."""
     idx = batch_indices(seed, step, 0, len(data) if pool is None else len(pool), batch_size)
     flip = np.random.default_rng([seed, step, 0, 1]).random(batch_size) < 0.5
     part = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
     idx, flip = idx[part], flip[part]
     images = data.images(idx if pool is None else pool[idx])
-    if data.train_flip:
+    if data.flips_training_batches():
         images = images.copy()
         images[flip] = images[flip, :, ::-1]
     return to_model_input(images)
@@ -186,7 +186,7 @@ def train(
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress or rank != 0, desc=run_dir.name,
                unit="step", dynamic_ncols=True)
     method.train()
-    pool = data.train_indices()
+    pool = data.training_pool()
     t0 = time.perf_counter()
     try:
         for step in range(start, cfg.steps):

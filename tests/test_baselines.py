@@ -227,3 +227,24 @@ def test_random_floor_is_seeded() -> None:
     torch.manual_seed(3)
     b = RandomFloor(cfg, spec)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_one_code_rule_for_all_diffusion_methods() -> None:
+    """Item 5 of issue 11: every diffusion method's factor-metric codes are z-normalised (after DisDiff's PCA);
+    VAEs and the random floor keep raw posterior means. The rule is recorded with every number."""
+    import numpy as np
+
+    from benchbench.method import CODE_RULES, then_standardize
+    from benchbench.registry import methods
+
+    rules = {name: methods.get(name).obj.code_rule for name in methods.names()}
+    assert {rules[m] for m in ("diffae", "pdae", "infodiffusion")} == {"standardized"}
+    assert rules["disdiff"] == "pca+standardized"
+    assert {rules[m] for m in ("betavae", "infovae", "random")} == {"raw"}
+    assert set(rules.values()) <= set(CODE_RULES)
+    for name, rule in rules.items():  # a method that standardises has the transform; a raw one has none
+        assert (getattr(methods.get(name).obj, "code_postprocess", None) is not None) == (rule != "raw"), name
+    codes = np.random.default_rng(0).normal(3.0, 0.01, size=(500, 4))
+    out = then_standardize(lambda z: z[:, :2] * 0.001, codes)(codes)
+    np.testing.assert_allclose(out.std(axis=0), 1.0)
+    np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-9)

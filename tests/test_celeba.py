@@ -267,6 +267,20 @@ def test_hash_streams() -> None:
     assert not np.array_equal(u, uniform(1, np.arange(10_000), 3))  # another seed
 
 
+def test_training_pool_and_flips_follow_the_data_options(fixture_root: tuple[Path, np.ndarray]) -> None:
+    root, _ = fixture_root
+    ds = datasets.get("celeba").obj(DataConfig(), root)
+    np.testing.assert_array_equal(ds.training_pool(), ds.split("train"))
+    assert ds.flips_training_batches()
+    every = datasets.get("celeba").obj(DataConfig(split="all", flip=False), root)  # Diff-AE's LMDB; DisDiff's loader
+    assert every.training_pool() is None and not every.flips_training_batches()
+    np.testing.assert_array_equal(every.train_indices(), ds.split("train"))  # evaluation's split is unchanged
+    synth = CelebASynth(DataConfig(size=2000, split="all"))
+    assert synth.training_pool() is None and synth.flips_training_batches()
+    with pytest.raises(ConfigError, match="data.split"):
+        DataConfig(split="valid")
+
+
 def test_synth_spec_sizes_and_splits() -> None:
     ds = CelebASynth(DataConfig())
     assert len(ds) == 202_599 and ds.spec.attr_names == SYNTH_NAMES and ds.train_flip

@@ -71,6 +71,15 @@ def test_run_then_report(results: Path, invoke) -> None:
     assert set(record["missing"]) <= {"fid"}  # skipped (with a warning) only when its weights are absent
     assert record["metrics"]["dci"]["settings"]["mode"] == "exact" and record["metrics"]["dci"]["seconds"] >= 0
     assert record["source"] == "synthetic" and record["provenance"]["versions"]["torch"]
+    # The protocol and deviation record (benchbench.protocols), the same as `benchbench describe` shows.
+    assert record["protocol"]["metric.factor_codes"].startswith("raw") and "method.generator" in record["protocol"]
+    assert record["metrics"]["mig"]["code_rule"] == "raw"
+    assert any(d.startswith("β=4 is benchbench's choice") for d in record["deviations"])
+    assert any("synthetic look-alike" in d for d in record["deviations"])
+    described = json.loads(invoke(["describe", "--method", "betavae", "--dataset", "shapes3d-synth", "--preset",
+                                   "smoke", "--json"])[1])
+    assert (described["protocol"], described["deviations"]) == (record["protocol"], record["deviations"])
+    assert described["config_hash"] == record["config_hash"]
     config = json.loads(next(results.rglob("config.json")).read_text())
     assert config["config"]["train"]["steps"] == 20 and config["seed"] == 0
     code, out, _ = invoke(["report", "--out", str(results), "--format", "csv"])

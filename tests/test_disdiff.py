@@ -19,6 +19,7 @@ from sklearn.decomposition import PCA
 
 from benchbench.config import resolve
 from benchbench.datasets.base import DataSpec
+from benchbench.errors import ConfigError, TrainingError
 from benchbench.methods.disdiff import (
     PRESETS,
     DisDiff,
@@ -51,7 +52,8 @@ def _artifact(module: torch.nn.Module, folder: Path, kind: str) -> Artifact:
     torch.save(module.state_dict(), buf)
     path = folder / f"{kind}.pt"
     path.write_bytes(buf.getvalue())
-    return Artifact(kind, path, hashlib.sha256(buf.getvalue()).hexdigest(), "test")
+    sha = hashlib.sha256(buf.getvalue()).hexdigest()
+    return Artifact(kind, path, sha, "test", sha)  # a stage without EMA: its weights are the non-EMA ones too
 
 
 @pytest.fixture(scope="module")
@@ -292,3 +294,29 @@ def test_cli_latent_builds_both_stages_once(tmp_path: Path) -> None:
         record = json.loads(path.read_text())
         assert set(record["stages"]) == {"ldm"} and {"mig", "factorvae"} <= set(record["metrics"])
         assert (path.parent / "traversals.png").exists() and (path.parent / "reconstructions.png").exists()
+
+
+def test_frozen_weights_option_picks_the_stage_weights(stages: dict[str, Artifact], tmp_path: Path) -> None:
+    """frozen_weights="online" freezes the stage's non-EMA weights (the reference's load_ema_ckpt quirk), "ema" the
+    EMA ones; a stage without non-EMA weights on record is a one-line error."""
+    dpm = DPM(CFG.dpm, SPEC)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in dpm.parameters():
+            p.copy_(0.1 * torch.randn(p.shape, generator=g))
+    buf = io.BytesIO()
+    torch.save(dpm.state_dict(), buf)
+    (tmp_path / "artifact-online.pt").write_bytes(buf.getvalue())
+    ema = stages["dpm"]
+    (tmp_path / "artifact.pt").write_bytes(ema.path.read_bytes())
+    both = Artifact("ddpm", tmp_path / "artifact.pt", ema.sha256, "test", hashlib.sha256(buf.getvalue()).hexdigest())
+    first = next(iter(dpm.state_dict()))
+    online = _model({"dpm": both}, frozen_weights="online")
+    torch.testing.assert_close(online.frozen.state_dict()[first], dpm.state_dict()[first])
+    frozen_ema = _model({"dpm": both}, frozen_weights="ema")
+    torch.testing.assert_close(frozen_ema.frozen.state_dict()[first], ema.load_state()[first])
+    old = Artifact("ddpm", ema.path, ema.sha256, "test")  # built before non-EMA weights were kept
+    with pytest.raises(TrainingError, match="no non-EMA weights"):
+        _model({"dpm": old}, frozen_weights="online")
+    with pytest.raises(ConfigError, match="frozen_weights"):
+        _model({"dpm": both}, frozen_weights="both")

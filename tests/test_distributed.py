@@ -65,6 +65,9 @@ def test_training_batch_slices_the_global_batch() -> None:
     class Data:
         train_flip = True
 
+        def flips_training_batches(self) -> bool:
+            return True
+
         def __len__(self) -> int:
             return 1000
 

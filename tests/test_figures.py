@@ -126,7 +126,7 @@ def test_comparison_plot_is_labelled(tmp_path: Path) -> None:
     axes = [ax for ax in fig.axes if ax.axison]
     assert len(axes) == len(table.columns)
     for ax, col in zip(axes, table.columns):
-        assert ax.get_title() == col.title() and ax.get_ylabel().startswith(col.label)
+        assert ax.get_title() == table.column_title(col) and ax.get_ylabel().startswith(col.label)
         assert [t.get_text() for t in ax.get_xticklabels()][:2] == [r.label for r in table.rows][:2]
         assert ax.get_xlabel() == "method"
     assert _title(fig).startswith(table.title())

@@ -99,7 +99,7 @@ def test_the_mmd_trains_the_encoder() -> None:
 def test_sample_draws_the_code_from_the_prior() -> None:
     model = InfoDiffusion(CFG, SPEC).eval()
     seen = []
-    model.decode = lambda x_T, a: seen.append((x_T, a)) or x_T  # type: ignore[method-assign]
+    model.decode = lambda x_T, a, generator=None: seen.append((x_T, a)) or x_T  # type: ignore[method-assign]
     model.sample(3, torch.Generator().manual_seed(7))
     g = torch.Generator().manual_seed(7)
     a = torch.randn(3, CFG.a_dim, generator=g)
@@ -142,3 +142,45 @@ def test_conv_encoder_option() -> None:
     with pytest.raises(ConfigError, match="encoder_kind"):
         InfoDiffusion(replace(CFG, encoder_kind="mlp"), SPEC)
     assert PRESETS["paper"]["celeba"].model.encoder_kind == "unet"
+
+
+def test_paper_decoder_is_the_dev_branch_network() -> None:
+    # isjakewong/InfoDiffusion @ 759f79c7649a7b0d22bdb8bfc4d73e959b1ed2c5 (InfoDiffusion-dev), models.py AuxiliaryUNet
+    # (T 1000, ch 64, ch_mult [1, 2, 4, 8], a_dim 32, shape (3, 64, 64)), built in a scratch copy: 112,357,571
+    # parameters, of which 9,095,296 belong to the CrossAttnBlock each AuxResBlock builds but never calls and 64,000
+    # are the frozen sinusoid table of TimeEmbedding; the 103,198,275 it trains are ours (UNet + fc_a) exactly.
+    from benchbench.methods.infodiffusion import PAPER_DECODER
+    from benchbench.nets.unet import UNet
+
+    paper = PRESETS["paper"]["celeba"]
+    assert paper.model.unet == PAPER_DECODER and not PAPER_DECODER.resblock_updown
+    assert PAPER_DECODER.block_layout == "infodiffusion_dev"
+    unet = UNet(PAPER_DECODER)
+    n = sum(p.numel() for p in unet.parameters()) + paper.model.a_dim * 256 + 256  # + fc_a
+    assert n == 103_198_275
+    assert dict(paper.data) == {"crop": "center"} and paper.train.batch_size == 32
+
+
+def test_dev_block_matches_the_official_aux_res_block() -> None:
+    # The dev AuxResBlock(32, 64, tdim 16, dropout 0) (modules.py, same commit), its parameters copied from ours by
+    # name (block1.0 = in_norm, block1.2 = in_conv, temb_proj.1 = emb_proj, aemb_proj.1 = cond_proj, block2.0 =
+    # out_norm, block2.3 = mid_conv, block3.0 = code_norm, block3.3 = code_conv, block4.0 = last_norm, block4.3 =
+    # out_conv, shortcut = skip) after filling ours in order with 0.2 * randn (Generator().manual_seed(0)); its output
+    # on the fixed inputs below, from a scratch run (ours matched it to the last bit there).
+    from benchbench.nets.resblock import ResBlock
+
+    block = ResBlock(32, 64, emb_dim=16, cond_dim=16, cond_mode="scale_shift", layout="infodiffusion_dev").eval()
+    assert sum(p.numel() for p in block.parameters()) == 136_192  # the dev block's, cross-attention left out
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.copy_(0.2 * torch.randn(p.shape, generator=g))
+        x = torch.sin(torch.arange(2 * 32 * 4 * 4, dtype=torch.float32)).view(2, 32, 4, 4)
+        temb = torch.cos(torch.arange(2 * 16, dtype=torch.float32)).view(2, 16)
+        aemb = torch.sin(0.5 * torch.arange(2 * 16, dtype=torch.float32)).view(2, 16)
+        y = block(x, temb, aemb)
+    assert float(y.sum()) == pytest.approx(154.897415, abs=1e-3) and float(y.abs().sum()) == pytest.approx(
+        1700.427124, abs=1e-3)
+    torch.testing.assert_close(y[0, :4, 0, 0], torch.tensor([2.412048, 0.035635, 1.623523, 0.402988]), atol=1e-5,
+                               rtol=0)
+    torch.testing.assert_close(y[1, -3:, 3, 3], torch.tensor([0.923912, -1.174026, -1.855073]), atol=1e-5, rtol=0)

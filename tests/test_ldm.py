@@ -39,6 +39,33 @@ def test_vector_quantizer_nearest_code_straight_through_and_loss() -> None:
     torch.testing.assert_close(y.grad, torch.ones_like(y))  # straight-through
 
 
+def test_vector_quantizer_puts_beta_on_the_codebook_term_as_taming() -> None:
+    # taming-transformers VectorQuantizer2 (legacy=True, the default DisDiff's LDM builds with beta 0.25):
+    # loss = mean((z_q.detach() - z)^2) + beta * mean((z_q - z.detach())^2): the encoder output gets weight 1,
+    # the codebook beta. y and the chosen codes differ by d, so d(loss)/dy = 2 d / n and d(loss)/de = -2 beta d / n.
+    for on_codebook, w_y, w_e in ((True, 1.0, 0.25), (False, 0.25, 1.0)):
+        vq = VectorQuantizer(3, 2, beta=0.25, beta_on_codebook=on_codebook)
+        with torch.no_grad():
+            vq.codebook.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0], [-1.0, 2.0]]))
+        y = torch.tensor([[0.9, 1.2], [-0.8, 1.5], [0.1, -0.1]]).T.reshape(1, 2, 1, 3).requires_grad_(True)
+        _, loss = vq(y)
+        loss.backward()
+        e = torch.tensor([[1.0, 1.0], [-1.0, 2.0], [0.0, 0.0]]).T.reshape(1, 2, 1, 3)
+        torch.testing.assert_close(y.grad, w_y * 2 * (y.detach() - e) / 6)
+        code_grad = vq.codebook.weight.grad[[1, 2, 0]]  # rows of the codes chosen for positions 0, 1, 2
+        torch.testing.assert_close(code_grad, w_e * 2 * (e - y.detach()).reshape(2, 3).T / 6)
+
+
+def test_autoencoder_has_ldm_mid_attention() -> None:
+    from benchbench.nets.attention import AttentionBlock
+
+    ae = Autoencoder(replace(LDM.autoencoder, mid_attention=True), SPEC)
+    attn = [m for m in ae.modules() if isinstance(m, AttentionBlock)]
+    assert len(attn) == 2 and all(a.proj.weight.abs().sum() > 0 for a in attn)  # encoder + decoder, not zero-init
+    assert ae.decode(ae.encode(_x())).shape == (4, 3, 16, 16)
+    assert not any(isinstance(m, AttentionBlock) for m in Autoencoder(LDM.autoencoder, SPEC).modules())  # smoke
+
+
 def test_kl_hand_value() -> None:
     mean = torch.zeros(2, 1, 1, 2)
     mean[0, 0, 0, 0] = 2.0

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchbench import ddim
 from benchbench.config import resolve
 from benchbench.datasets.base import DataSpec
-from benchbench.diffusion import Schedule, ddim_encode, ddim_sample
+from benchbench.diffusion import Schedule
 from benchbench.methods.dpm import DPM, ddpm_request
 from benchbench.methods.pdae import PDAE, PRESETS, PDAEConfig, PDAEEncoder, loss_weights
 from benchbench.registry import methods
@@ -46,7 +47,8 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
     torch.save(dpm.state_dict(), buf)
     path = tmp_path_factory.mktemp("stage") / "artifact.pt"
     path.write_bytes(buf.getvalue())
-    return Artifact("ddpm", path, hashlib.sha256(buf.getvalue()).hexdigest(), "test")
+    sha = hashlib.sha256(buf.getvalue()).hexdigest()
+    return Artifact("ddpm", path, sha, "test", sha)
 
 
 @pytest.fixture
@@ -123,7 +125,8 @@ def test_only_encoder_and_g_are_trained(model: PDAE) -> None:
 def test_reconstruct_at_init_is_the_dpm_round_trip(model: PDAE) -> None:
     x = _x(3)
     steps = CFG.sample_steps
-    expected = ddim_sample(model.dpm.eps, ddim_encode(model.dpm.eps, x, model.schedule, steps), model.schedule, steps)
+    x_T = ddim.invert(model.dpm.eps, x, ddim.pdae_grid(model.schedule, steps, invert=True), clip=True)
+    expected = ddim.sample(model.dpm.eps, x_T, ddim.pdae_grid(model.schedule, steps), clip=True).clamp(-1, 1)
     assert torch.allclose(model.reconstruct(x), expected, atol=1e-6)
     frames = model.traverse(x[:2], 1, torch.tensor([-1.0, 0.0, 2.0]))
     assert frames.shape == (3, 2, 3, 16, 16) and torch.allclose(frames[0], frames[2], atol=1e-6)  # G = 0: z unused

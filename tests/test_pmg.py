@@ -96,3 +96,33 @@ def test_grid_and_registered_metric_write_csv_and_figure(tmp_path: Path) -> None
     lines = (tmp_path / "pmg.csv").read_text().splitlines()
     assert lines[0] == "t,gap_pretrained,gap_shifted" and len(lines) == 1 + 119
     assert (tmp_path / "pmg.png").stat().st_size > 1000
+
+
+def test_scalar_is_the_uniform_mean_over_all_steps() -> None:
+    """The default grid's 119 points weight t <= 20 about 8x; the scalar interpolates them to all 1,000 steps, so it
+    estimates the grid=full scalar (the plain mean of all steps) rather than the grid's average."""
+    from benchbench.metrics.pmg import uniform_mean
+
+    t_full = np.arange(1000)
+    gap = np.where(t_full < 21, 10.0, 1.0)  # large only near t = 0, as the real curves
+    grid = timestep_grid(1000)
+    assert uniform_mean(t_full, gap, 1000) == pytest.approx(gap.mean())  # exact on the full grid: 1.189
+    assert uniform_mean(grid, gap[grid], 1000) == pytest.approx(1.2295)  # 1.189 + the interpolated ramp 20..30
+    assert gap[grid].mean() == pytest.approx((21 * 10 + 98 * 1) / 119)  # 2.588: what the old scalar reported
+    x0 = torch.rand(2, 1, 4, 4) * 2 - 1
+    res = pmg_metric(Recorder(), S, x0, PMGSettings(num_images=2, grid="full", batch_size=512), 0, None)
+    assert res.value == pytest.approx(res.extras["grid_mean_shifted"])  # full grid: both means agree
+    assert res.extras["scalar"] == "uniform mean over all T steps" and res.extras["num_timesteps"] == 1000
+
+
+def test_pdae_figure_protocol() -> None:
+    """PDAE's sampler/gap_measure.py: 1,000 images drawn with replacement, all T steps, uniform noise."""
+    from benchbench.metrics.pmg import image_indices, resolve_settings
+
+    eff = resolve_settings(PMGSettings(protocol="pdae"))
+    assert (eff.grid, eff.noise, eff.num_images) == ("full", "uniform", 1000)
+    idx = image_indices(eff, 0, 50)  # with replacement: more draws than images
+    assert len(idx) == 1000 and idx.max() < 50 and (np.diff(idx) >= 0).all()
+    assert len(image_indices(PMGSettings(num_images=80), 0, 50)) == 50  # benchbench: without replacement
+    with pytest.raises(Exception, match="pmg protocol 'pda'"):
+        resolve_settings(PMGSettings(protocol="pda"))

@@ -62,11 +62,37 @@ def test_paper_never_beside_synthetic_runs(tmp_path: Path) -> None:
 
 
 def test_paper_adds_a_column_our_runs_lack(tmp_path: Path) -> None:
-    _run(tmp_path, "infodiffusion", 0, {"tad": 0.2}, dataset="celeba", source="real")
+    tad = {"protocol": "infodiffusion", "variant": "exact", "num_images": 10000, "seed": 0}
+    _run(tmp_path, "infodiffusion", 0, {"tad": 0.2}, dataset="celeba", source="real", settings={"tad": tad})
     md = report.build_report(tmp_path, "markdown", write=False, paper=True)
     head = next(line for line in md.splitlines() if line.startswith("| Method"))
     assert "FID" in head or "fid" in head
-    assert "| difference InfoDiffusion - reported | 1 | -0.099 | n/a |" in md
+    assert head == "| Method | n | tad [protocol=infodiffusion] ↑ | TAD [protocol=disdiff] ↑ | FID ↓ |"
+    assert "| difference InfoDiffusion - reported | 1 | -0.099 | n/a | n/a |" in md
+
+
+def test_published_tad_only_beside_its_own_protocol(tmp_path: Path) -> None:
+    """A published TAD sits beside our TAD computed under that paper's protocol, never beside another one; DisDiff's
+    (approximated: its evaluation file is unpublished) is marked *; a protocol without runs says how to get one."""
+    ours = {"protocol": "benchbench", "variant": "exact", "num_images": 10000, "seed": 0}
+    _run(tmp_path, "infodiffusion", 0, {"tad": 0.2}, dataset="celeba", source="real", settings={"tad": ours})
+    dis = {"protocol": "disdiff", "variant": "disdiff", "num_images": 10000, "seed": 0}
+    _run(tmp_path, "disdiff", 0, {"tad": 0.25}, dataset="celeba", source="real", settings={"tad": dis})
+    md = report.build_report(tmp_path, "markdown", write=False, paper=True)
+    # Different TAD protocols are different metric settings: one table each (issue 17.1), published numbers paired
+    # by protocol within each.
+    first, second = md.split("## celeba, quick preset")[1:3]
+    heads = [next(line for line in part.splitlines() if line.startswith("| Method")) for part in (first, second)]
+    assert heads[0] == "| Method | n | tad [protocol=disdiff] ↑ | TAD [protocol=infodiffusion] ↑ | FID ↓ |"
+    assert heads[1] == "| Method | n | tad [protocol=benchbench] ↑ | TAD [protocol=infodiffusion] ↑ | " \
+                       "TAD [protocol=disdiff] ↑ | FID ↓ |"
+    assert r"| *DisDiff (reported)* | n/a | *0.305 ± 0.010\** | n/a | *18.20 ± 2.10* |" in first
+    assert "| difference DisDiff - reported | 1 | -0.055* | n/a | n/a |" in first
+    # infodiffusion ran under benchbench's protocol only: no difference row against its published 0.299.
+    assert "difference InfoDiffusion" not in md
+    assert "| *InfoDiffusion (reported)* | n/a | n/a | *0.299 ± 0.006* | n/a | *23.60 ± 1.30* |" in second
+    assert "rerun with --set eval.tad.protocol=infodiffusion to compare" in md
+    assert "Cells marked * compare numbers whose protocols differ" in md and "test_celeba.npz is unpublished" in md
 
 
 def test_attrs_column_next_to_tad(tmp_path: Path) -> None:
@@ -89,3 +115,18 @@ def test_cli_report_paper_flag(tmp_path: Path, invoke) -> None:
     assert code == 0
     assert "| *DisDiff (reported)* | n/a | *0.617 ± 0.070* | *0.337 ± 0.057* |" in out
     assert "| difference DisDiff - reported | 1 | +0.183 | n/a |" in out
+
+
+def test_recorded_deviations_become_table_notes(tmp_path: Path) -> None:
+    from benchbench import store
+
+    for seed in (0, 1):
+        d = _run(tmp_path, "betavae", seed, {"mig": 0.3})
+        record = store.read_json(d / "result.json")
+        record["deviations"] = ["shapes3d-synth: synthetic look-alike data, never comparable with published numbers",
+                                "β=4 is benchbench's choice", *(["seed-only line"] if seed else [])]
+        store.atomic_write_json(d / "result.json", record)
+    md = report.build_report(tmp_path, "markdown", write=False)
+    assert "- Deviations from the paper setting, β-VAE: β=4 is benchbench's choice; seed-only line." in md
+    latex = report.build_report(tmp_path, write=False)
+    assert r"Deviations from the paper setting, $\beta$-VAE" in latex

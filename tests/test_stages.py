@@ -69,6 +69,21 @@ def test_built_once_then_reused(tmp_path: Path) -> None:
     assert set(first.load_state()) == {"lin.weight", "lin.bias"}
 
 
+def test_ema_stage_keeps_its_non_ema_weights(tmp_path: Path) -> None:
+    """A stage trained with EMA keeps both weight sets (DisDiff freezes the non-EMA ones, methods.md §6.3)."""
+    plain = _ensure(_request(), tmp_path, [])
+    assert plain.online_sha256 == plain.sha256 and plain.online_path == plain.path  # no EMA: one set
+    req = StageRequest("_toy", "tiny", DataConfig(resolution=4), ToyConfig(train=TrainConfig(
+        steps=6, batch_size=2, ckpt_every=2, amp=False, lr=0.1, ema_decay=0.9)))
+    built = _ensure(req, tmp_path, [])
+    assert built.online_path.name == "artifact-online.pt" and built.online_sha256 != built.sha256
+    ema, online = built.load_state(), built.load_state(online=True)
+    assert not torch.equal(ema["lin.weight"], online["lin.weight"])
+    assert cached(req, tmp_path) == built
+    built.online_path.write_bytes(b"corrupt")
+    assert cached(req, tmp_path) is None
+
+
 def test_interrupted_build_resumes(tmp_path: Path) -> None:
     logs: list[str] = []
     INTERRUPT_AT["at"] = 4

@@ -19,14 +19,16 @@ from benchbench.registry import metrics
 
 
 def grid_auroc_loop(z: np.ndarray, a: np.ndarray, step: float) -> float:
-    """The reference grid rule, one threshold at a time (NashAE ``calculate_auroc`` semantics)."""
+    """The reference grid rule, one threshold at a time (NashAE ``calculate_auroc`` semantics), in the reference's
+    float32 torch arithmetic: float32 codes, min/max and thresholds t * (max - min) + min."""
+    z = z.astype(np.float32)
     m, big_m = z.min(), z.max()
-    if big_m - m <= 0.2:
+    if big_m - m <= np.float32(0.2):
         return 0.5
     p, q = a.sum(), len(a) - a.sum()
     plus, minus = [], []
-    for t in np.arange(0, 1.0001, step):
-        theta = m + t * (big_m - m)
+    for t in np.arange(0, 1.0001, step).astype(np.float32):
+        theta = t * (big_m - m) + m
         for points, pred in ((plus, z >= theta), (minus, z < theta)):
             tp = np.sum(pred & (a == 1))
             fp = np.sum(pred & (a == 0))

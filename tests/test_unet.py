@@ -185,9 +185,38 @@ def test_semantic_encoder_output():
 
 
 def test_semantic_encoder_paper_layout_param_count():
+    # phizaz/diffae @ 00c57d3f626f28bf9ed8aff58d90baab25de3af4, model/unet.py BeatGANsEncoderModel built as
+    # unet_autoenc.py does for templates.ffhq64_autoenc / celeba64d2c_autoenc (ch 64, enc mult (1, 2, 4, 8, 8),
+    # attention 16, 2 blocks, use_time_condition=False, resblock_updown=True, out 512): 19,320,512 parameters.
     n_params = sum(p.numel() for p in SemanticEncoder(SemanticEncoderConfig()).parameters())
-    print(f"Diff-AE CelebA-64 semantic encoder parameters: {n_params:,}")
-    assert n_params > 10e6
+    assert n_params == 19_320_512
+
+
+def test_semantic_encoder_blocks_have_one_conv_and_no_dropout():
+    enc = SemanticEncoder(SemanticEncoderConfig(resolution=16, base_channels=8, channel_mult=(1, 2),
+                                                num_res_blocks=1, attention_resolutions=(), num_groups=4))
+    blocks = [m for m in enc.modules() if isinstance(m, ResBlock)]
+    assert blocks and all(b.single_conv and not hasattr(b, "out_conv") for b in blocks)
+    assert not any(isinstance(m, torch.nn.Dropout) for m in enc.modules())
+
+
+def test_semantic_encoder_matches_official_forward():
+    # The official BeatGANsEncoderModel (phizaz/diffae @ 00c57d3f, model/unet.py + model/blocks.py) with
+    # image_size 16, model_channels 32, channel_mult (1, 2), 1 block, attention at 8, out 8, resblock_updown, no time
+    # condition; every parameter, in module order, set to 0.2 * randn from Generator().manual_seed(0) (both networks
+    # list their parameters in the same order and shapes). Its output on the fixed input below, run in a scratch copy:
+    official = torch.tensor([
+        [0.077078, 0.108736, 0.205113, 0.120633, -0.066812, 0.391821, -0.039405, 0.058054],
+        [0.075400, 0.108862, 0.207527, 0.119185, -0.063608, 0.391923, -0.036948, 0.058994]])
+    enc = SemanticEncoder(SemanticEncoderConfig(resolution=16, base_channels=32, channel_mult=(1, 2), num_res_blocks=1,
+                                                attention_resolutions=(8,), out_dim=8)).eval()
+    assert sum(p.numel() for p in enc.parameters()) == 148_488  # the official tiny encoder's count
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.copy_(0.2 * torch.randn(p.shape, generator=g))
+        z = enc(torch.sin(torch.arange(2 * 3 * 16 * 16, dtype=torch.float32)).view(2, 3, 16, 16))
+    torch.testing.assert_close(z, official, atol=2e-6, rtol=0)
 
 
 def test_determinism_under_manual_seed():

@@ -62,6 +62,11 @@ class BetaVAE(GaussianVAE):
 
     cfg: BetaVAEConfig
 
+    def deviations(self) -> list[str]:
+        """β is ours: disentanglement_lib sweeps it; the CelebA rows of the papers used another network."""
+        return [f"β={self.cfg.beta:g} is benchbench's choice, the study sweeps β ∈ {{1, 2, 4, 6, 8, 16}} "
+                "(--set model.beta=...)", *self.celeba_deviation()]
+
     def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor) -> dict[str, Tensor]:
         """{"reg": β · mean_n KL_n, "kl": mean_n KL_n} for posterior parameters mu, logvar [N, D]."""
         kl = gaussian_kl(mu, logvar).mean()

@@ -65,3 +65,13 @@ class RandomFloor(BetaVAE):
         if getattr(self.cfg, "standardize_codes", True):
             return standardize_codes(codes)
         return lambda z: z
+
+    def protocol(self) -> dict[str, str]:
+        """The β-VAE's parts, untrained."""
+        codes = "z-normalised" if getattr(self.cfg, "standardize_codes", True) else "raw"
+        return {**super().protocol(), "training": "none: the seeded Glorot-uniform initialisation (0 steps)",
+                "factor-metric codes": f"{codes} mean-head outputs"}
+
+    def deviations(self) -> list[str]:
+        """No paper has this row: it is benchbench's chance floor."""
+        return ["benchbench's chance floor (never trained); no published counterpart"]

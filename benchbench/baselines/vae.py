@@ -78,6 +78,19 @@ class GaussianVAE(Method):
         terms = self.regularizer(mu, logvar, z)
         return {"loss": recon + terms["reg"], "recon": recon, **terms}
 
+    def protocol(self) -> dict[str, str]:
+        """The VAE baselines' generator and representation (methods.md §2)."""
+        return {"representation": "posterior mean of q(z|x) (disentanglement_lib 'mean')",
+                "generator": "z ~ N(0, I) decoded to the Bernoulli mean (sigmoid of the logits), mapped to [-1, 1]",
+                "likelihood": "Bernoulli on [0, 1] targets, summed over pixels (disentanglement_lib)"}
+
+    def celeba_deviation(self) -> list[str]:
+        """On CelebA, InfoDiffusion's VAE rows used its own U-Net-shaped network and a per-pixel MSE (methods.md §2)."""
+        if self.spec.family != "celeba":
+            return []
+        return ["CelebA: disentanglement_lib conv VAE with a Bernoulli loss; InfoDiffusion's published rows used its "
+                "U-Net-shaped VAE with a per-pixel MSE loss"]
+
     def encode(self, x: Tensor) -> Tensor:
         """Posterior mean [N, D] of x [N, C, H, W]."""
         return self.encoder(x)[0]

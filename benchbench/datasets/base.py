@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchbench.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -24,6 +26,11 @@ class DataConfig:
         download: fetch a missing real file with a public URL (Shapes3D, MPI3D) on first use,
             checksummed (datasets.md §0); False: report the missing file instead.
         url: a mirror to fetch from instead of the official URL (a base URL ending in "/" or a full URL).
+        split: the images training draws from on a set with official splits (CelebA): "train" (the official train
+            split, 162,770 CelebA images) or "all" (every image, 202,599: Diff-AE trains on its LMDB of all of them).
+            Evaluation and the FID reference set are unaffected. Ground-truth sets always train on every image.
+        flip: random horizontal flips of training batches on sets that flip (CelebA); False: never (DisDiff's
+            CelebA loader).
     """
 
     resolution: int = 64
@@ -32,6 +39,12 @@ class DataConfig:
     size: int | None = None
     download: bool = True
     url: str = ""
+    split: str = "train"
+    flip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.split not in ("train", "all"):
+            raise ConfigError(f"data.split must be 'train' or 'all', got {self.split!r}")
 
 
 # DataConfig fields that decide where data comes from, not what it is: left out of run identities.
@@ -103,15 +116,26 @@ class ImageData(ABC):
         """uint8 images [B, H, W, 3] for integer ``indices`` [B] (any order, repeats allowed)."""
 
     def train_indices(self) -> np.ndarray | None:
-        """Indices training may draw from; None = every image (ground-truth sets have no split)."""
+        """Indices of the training split; None = every image (ground-truth sets have no split)."""
         return None
+
+    def training_pool(self) -> np.ndarray | None:
+        """Indices the training loop draws from (``DataConfig.split``); None = every image."""
+        return self.train_indices()
+
+    def flips_training_batches(self) -> bool:
+        """Whether the training loop mirrors batches (``train_flip`` and ``DataConfig.flip``)."""
+        return self.train_flip
 
 
 class AttributeData(ImageData):
     """Images with binary attributes and official splits (CelebA and its look-alike).
 
-    ``spec.attr_names`` names the attribute columns; splits are "train", "valid" and "test".
+    ``spec.attr_names`` names the attribute columns; splits are "train", "valid" and "test". Subclasses keep their
+    options in ``cfg`` (``split`` and ``flip`` shape the training pool and flips).
     """
+
+    cfg: DataConfig
 
     @abstractmethod
     def attributes(self, indices: np.ndarray) -> np.ndarray:
@@ -123,6 +147,12 @@ class AttributeData(ImageData):
 
     def train_indices(self) -> np.ndarray | None:
         return self.split("train")
+
+    def training_pool(self) -> np.ndarray | None:
+        return None if self.cfg.split == "all" else self.train_indices()
+
+    def flips_training_batches(self) -> bool:
+        return self.train_flip and self.cfg.flip
 
 
 class GroundTruthData(ImageData):

@@ -120,6 +120,8 @@ def _missing(path: Path, what: str) -> DataError:
     kind="attributes",
     files=("celeba/list_attr_celeba.txt", "list_attr_celeba.txt"),
     description="CelebA aligned faces (202,599 images, 40 attributes, official splits), d2c or center crop",
+    spec_facts=lambda cfg: DataSpec("celeba", 3, cfg.resolution, "real", attr_names=ATTR_NAMES, family="celeba",
+                                    version="files not read"),
 )
 class CelebA(AttributeData):
     """The real CelebA images and attributes (datasets.md §3), validated at construction.

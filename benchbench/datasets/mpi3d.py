@@ -270,6 +270,8 @@ def find_file(root: Path, variant: str) -> Path:
     kind="factors",
     files=(expected_file("toy"),),
     description="MPI3D robot-arm images (1,036,800 per variant, 7 factors; data.variant=toy|realistic|real)",
+    spec_facts=lambda cfg: DataSpec("mpi3d", 3, cfg.resolution, "real", factor_names=FACTOR_NAMES,
+                                    factor_sizes=FACTOR_SIZES, family="mpi3d", version="files not read"),
 )
 class Mpi3D(GroundTruthData):
     """The real MPI3D images (datasets.md §2), memory-mapped from the ``.npz`` (never read whole).

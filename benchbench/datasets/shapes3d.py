@@ -301,6 +301,8 @@ def image_cache(h5: Path, rows: int) -> np.ndarray | None:
     kind="factors",
     files=FILE_NAMES,
     description="DeepMind 3D Shapes (480,000 renders, 6 factors) from 3dshapes.h5 or 3dshapes.npz",
+    spec_facts=lambda cfg: DataSpec("shapes3d", 3, cfg.resolution, "real", factor_names=FACTOR_NAMES,
+                                    factor_sizes=FACTOR_SIZES, family="shapes3d", version="files not read"),
 )
 class Shapes3D(GroundTruthData):
     """The real 3D Shapes images (datasets.md §1), validated at construction.

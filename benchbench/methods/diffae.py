@@ -10,8 +10,10 @@ t ~ U{0..T-1}:
     L = E_{x_0, t, eps} mean_pixels || eps_theta(x_t, t, Enc(x_0)) - eps ||^2,   x_t = q_sample(x_0, t, eps).
 
 The stochastic code x_T is the deterministic DDIM inversion of x_0 under the conditional model (Sec. 3, "Stochastic
-encoder"); decoding runs conditional DDIM (Song et al. 2021, Eq. 12, eta = 0) from (z_sem, x_T). Representation for
-the metrics: z_sem (methods.md §8).
+encoder"); decoding runs conditional DDIM (Song et al. 2021, Eq. 12, eta = 0) from (z_sem, x_T). Both run as the
+official sampler does (:func:`benchbench.ddim.diffae_grid`): the ``space_timesteps`` "ddimK" grid, x0_hat clipped to
+[-1, 1] at every step (``clip_denoised=True``), the inversion starting with x_0 at ab_0 and ending at ab = 0
+(``ddim_reverse_sample_loop``). Representation for the metrics: z_sem (methods.md §8).
 
 Unconditional sampling. Diff-AE draws z_sem from a second "latent DDIM" (Sec. 4, "Sampling with diffusion
 autoencoders"; official code: a 10-layer skip MLP on z-normalised codes, constant beta 0.008, L1 loss; methods.md §4)
@@ -31,18 +33,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchbench import ddim
 from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
-from benchbench.diffusion import EpsFn, Schedule, ddim_encode, ddim_sample
+from benchbench.diffusion import EpsFn, Schedule
 from benchbench.errors import ConfigError
-from benchbench.method import Method, randn, standardize_codes
+from benchbench.method import Method, paper_differences, randn, standardize_codes
 from benchbench.nets.unet import SemanticEncoder, SemanticEncoderConfig, UNet, UNetConfig
 from benchbench.registry import register_method
 
 # Diff-AE CelebA-64 (templates.py: ffhq64_autoenc; methods.md §4): UNet base 64, (1, 2, 4, 8), 2 blocks, attention at
-# 16, embed 512, dropout 0.1, res-block up/down; encoder (1, 2, 4, 8, 8), attention at 16, 2 blocks, the UNet's dropout.
+# 16, embed 512, dropout 0.1, res-block up/down; encoder (1, 2, 4, 8, 8), attention at 16, 2 blocks, unconditioned
+# single-conv blocks (no dropout: ``BeatGANsEncoderModel``, use_time_condition=False), 19,320,512 parameters.
 PAPER_UNET = UNetConfig(time_embed_dim=512, cond_dim=512, cond_mode="scale")
-PAPER_ENCODER = SemanticEncoderConfig(out_dim=512, dropout=0.1)
+PAPER_ENCODER = SemanticEncoderConfig(out_dim=512)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class DiffAEConfig:
         num_steps, beta_start, beta_end: the linear DDPM schedule (T = 1000, 1e-4 -> 0.02).
         sample_steps: DDIM steps for reconstruct, traverse and sample (and for the DDIM inversion); 20 is the
             official code's T_eval during training, its CelebA FID script uses 10.
+        clip_denoised: clip x0_hat to [-1, 1] at every DDIM step of sampling and inversion (the official default).
         latent_sampler: prior of z_sem for ``sample``; only "gaussian" (module doc) exists, the latent DDIM does not.
         stats_momentum: weight of a new batch in the running mean/covariance of z_sem (1/momentum batches is
             roughly the window; the first batches are averaged uniformly).
@@ -70,6 +75,7 @@ class DiffAEConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     sample_steps: int = 20
+    clip_denoised: bool = True
     latent_sampler: str = "gaussian"
     stats_momentum: float = 0.001
 
@@ -91,8 +97,11 @@ def _check(cfg: DiffAEConfig, spec: DataSpec) -> None:
             f"diffae: model.latent_sampler={cfg.latent_sampler!r} is not available; only 'gaussian' is implemented "
             f"(the latent DDIM of Preechakul et al. Sec. 4 is follow-up work)"
         )
-    if not 1 <= cfg.sample_steps <= cfg.num_steps:
-        raise ConfigError(f"diffae: model.sample_steps must be in 1..{cfg.num_steps}, got {cfg.sample_steps}")
+    try:
+        ddim.ddim_stride_timesteps(cfg.num_steps, cfg.sample_steps)
+    except ValueError as e:
+        raise ConfigError(f"diffae: model.sample_steps={cfg.sample_steps}: {e}; pick a step count such as 10, 20, "
+                          f"50 or 100") from None
     if not 0 < cfg.stats_momentum <= 1:
         raise ConfigError(f"diffae: model.stats_momentum must be in (0, 1], got {cfg.stats_momentum}")
     for name, sub in (("unet", cfg.unet), ("encoder", cfg.encoder)):
@@ -114,6 +123,8 @@ _QUICK_Z = 16
 PAPER_TRAIN = TrainConfig(steps=562_500, batch_size=128, lr=1e-4, grad_clip=1.0, ema_decay=0.9999,
                           log_every=1000, ckpt_every=10_000)
 _PAPER = Preset(DiffAEConfig(), PAPER_TRAIN)
+# CelebA: Diff-AE's ``celebalmdb`` holds all 202,599 images (dataset.py CelebAlmdb, split None, d2c crop, flips).
+_PAPER_CELEBA = Preset(DiffAEConfig(), PAPER_TRAIN, data=(("split", "all"),))
 
 PRESETS = {
     # Seconds on a CPU: 16x16 images, a two-level UNet without attention, 8-d code.
@@ -147,7 +158,7 @@ PRESETS = {
         data=(("resolution", 32),),
     ),
     # CelebA-64 is the paper's setting; shapes3d and mpi3d reuse it (benchbench choice, methods.md §9 "*").
-    "paper": {"default": _PAPER, "celeba": _PAPER},
+    "paper": {"default": _PAPER, "celeba": _PAPER_CELEBA},
 }
 
 
@@ -225,6 +236,7 @@ class DiffAE(Method):
     # do (``manipulate_znormalize``, methods.md §4): raw z_sem of a small model can sit entirely under
     # FactorVAE's absolute 0.05 std prune threshold. TAD and ``benchbench score`` see raw z_sem.
     code_postprocess = staticmethod(standardize_codes)
+    code_rule = "standardized"  # the diffusion code rule (benchbench.method.CODE_RULES)
 
     def encode(self, x: Tensor) -> Tensor:
         """The metrics' representation [N, z_dim] of x [N, C, H, W]: raw z_sem."""
@@ -232,11 +244,13 @@ class DiffAE(Method):
 
     def stochastic_code(self, x: Tensor, z: Tensor) -> Tensor:
         """x_T [N, C, H, W]: DDIM inversion of x [N, C, H, W] given its z_sem [N, D] (stochastic encoder)."""
-        return ddim_encode(self._eps_fn(z), x, self.schedule, self.cfg.sample_steps)
+        grid = ddim.diffae_grid(self.schedule, self.cfg.sample_steps, invert=True)
+        return ddim.invert(self._eps_fn(z), x, grid, clip=self.cfg.clip_denoised)
 
     def decode(self, x_T: Tensor, z: Tensor) -> Tensor:
         """Deterministic DDIM decoding (eta = 0) of (z_sem [N, D], x_T [N, C, H, W]) -> [N, C, H, W] in [-1, 1]."""
-        return ddim_sample(self._eps_fn(z), x_T, self.schedule, self.cfg.sample_steps).clamp(-1, 1)
+        grid = ddim.diffae_grid(self.schedule, self.cfg.sample_steps)
+        return ddim.sample(self._eps_fn(z), x_T, grid, clip=self.cfg.clip_denoised).clamp(-1, 1)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
@@ -256,6 +270,29 @@ class DiffAE(Method):
         zs[:, :, dim] = values[:, None]
         out = self.decode(x_T.repeat(v, 1, 1, 1), zs.flatten(0, 1))  # value-major, as the reshape below
         return out.view(v, n, *x.shape[1:])
+
+    def protocol(self) -> dict[str, str]:
+        """Sampler, inversion and generator of this instance (recorded with every number)."""
+        k, clip = self.cfg.sample_steps, "x0 clipped to [-1,1] each step" if self.cfg.clip_denoised else "no clipping"
+        grid = ddim.diffae_grid(self.schedule, k)
+        return {
+            "sampler": f"DDIM K={k} (Diff-AE space_timesteps ddim{k}: {ddim.describe(grid)}), eta=0, {clip}",
+            "inversion": f"DDIM reverse K={k} (ddim_reverse_sample_loop): x0 at ab_0, same t, last step to ab = 0, "
+                         f"{clip}",
+            "generator": "z_sem ~ Gaussian fitted to training codes (stand-in for the latent DDIM), x_T ~ N(0, I), "
+                         "then the sampler",
+        }
+
+    def deviations(self) -> list[str]:
+        """What still differs from Diff-AE's CelebA-64 autoencoder for this instance."""
+        out = ["generation draws z_sem from a Gaussian fitted to training codes, not the paper's latent DDIM "
+               "(Sec. 4): samples and FID are not the paper's"]
+        if self.spec.family != "celeba":
+            out.append(f"Diff-AE has no run on {self.spec.family or self.spec.name}: the CelebA-64 setting is reused "
+                       f"(benchbench choice)")
+        if not self.cfg.clip_denoised:
+            out.append("x0 is not clipped in the sampler (Diff-AE clips it every step)")
+        return out + paper_differences(PRESETS, self.cfg, self.spec.family, "diffae")
 
     def latent_prior(self) -> tuple[Tensor, Tensor]:
         """(mu [D], L [D, D]) with L L^T = Sigma of the Gaussian z_sem prior (float64, CPU; eigh for PSD safety)."""

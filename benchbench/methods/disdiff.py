@@ -33,14 +33,20 @@ giving the N numbers the factor metrics see (methods.md §6.6). The reference fi
 benchbench fits it on ``eval.postprocess_fit`` images (10,000 by default; set it to the dataset size for the exact
 protocol).
 
-Deviations from the reference, with reasons: the frozen LDM is the ``ldm`` stage artifact, i.e. its EMA weights (the
-reference, by a quirk of ``load_ema_ckpt``, loads the non-EMA ones; an option is follow-up work); the EMA of G has no
+Frozen weights: with ``frozen_weights="online"`` (the default, the reference's effective behaviour) the frozen UNet is
+the stage's non-EMA weights, as the reference's ``load_ema_ckpt: true`` path loads the checkpoint's ``model.*`` (not
+``model_ema.*``) weights (methods.md §6.3 quirk); "ema" freezes the stage's EMA weights instead.
+
+Deviations from the reference, with reasons: the EMA of G has no
 (1 + n) / (10 + n) decay warm-up (the shared training loop's EMA is plain); the autoencoder is trained without LPIPS
 and patch-GAN terms (:mod:`benchbench.methods.ldm`).
 
-Generation: z from a Gaussian fitted to training codes (running moments, as PDAE's stand-in), then DDIM with
-eps_theta - sqrt(1 - ab_t) sum_c G_c (the reference's sampling form) and D. The reference visualises with 200-step
-DDIM at eta = 1; we use deterministic DDIM with ``sample_steps``.
+Generation: z from a Gaussian fitted to training codes (running moments, as PDAE's stand-in), then the reference's
+DDIMSampler (:func:`benchbench.ddim.ldm_grid`: timesteps range(0, T, T // K) + 1, last step to ab_0, no clipping,
+``eta`` = 1 as its ``log_images``) with eps_theta - sqrt(1 - ab_t) sum_c G_c (the reference's ``ddim_coef``) and D.
+The reference has no inversion: its reconstructions and swaps sample from fresh noise with eta = 1. Ours
+(``reconstruct``, ``traverse``, ``factor_traversals``) invert y_0 deterministically on the same grid and decode with
+eta = 0, so a figure keeps its image's stochastic code (benchbench choice).
 """
 
 from __future__ import annotations
@@ -54,11 +60,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from benchbench import ddim
 from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
-from benchbench.diffusion import Schedule, ddim_encode, ddim_sample
+from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
-from benchbench.method import CodeMoments, Method, randn
+from benchbench.method import CodeMoments, Method, paper_differences, randn, then_standardize
 from benchbench.methods.dpm import DPM, DPMConfig, ddpm_request
 from benchbench.methods.ldm import AutoencoderConfig, LatentDPM, LatentDPMConfig, ldm_request
 from benchbench.methods.pdae import PRESETS as PDAE_PRESETS
@@ -77,6 +84,7 @@ class DisDiffConfig:
         ldm: the latent DPM stage and, inside it, the autoencoder (``ldm.autoencoder.kind`` "vq" or "kl").
         dpm: the pixel-space DPM of image space.
         stage_seed: seed of the stage(s) (independent of the run seed, so every run seed shares them).
+        frozen_weights: "online" (the stage's non-EMA weights, as the reference loads them) or "ema".
         num_factors: N (6 in every released config; EncDiff says 20, UNVERIFIED).
         factor_dim: k, dims per factor (32).
         encoder_channels: d of Encoder4 (128).
@@ -84,7 +92,8 @@ class DisDiffConfig:
         dis_weight: lambda (0.05 Shapes3D / CelebA, 0.01 MPI3D; the reference's CLI default 1.0 overrides its
             configs unless ``-dw`` is passed, hazard 2).
         dis_loss_type: "Z" (weight from latent predictions, the README's) or "IM" (from decoded images).
-        sample_steps: DDIM steps of sample, reconstruct and traverse.
+        sample_steps: DDIM steps K of sample, reconstruct and traverse (the reference visualises with 200).
+        eta: DDIM eta of ``sample`` (1, the reference's ``ddim_eta``); figures decode with eta = 0 (module doc).
         code_momentum: momentum of the running code moments behind :meth:`DisDiff.sample`.
     """
 
@@ -92,6 +101,7 @@ class DisDiffConfig:
     ldm: LatentDPMConfig = field(default_factory=LatentDPMConfig)
     dpm: DPMConfig = field(default_factory=DPMConfig)
     stage_seed: int = 0
+    frozen_weights: str = "online"
     num_factors: int = 6
     factor_dim: int = 32
     encoder_channels: int = 128
@@ -99,6 +109,7 @@ class DisDiffConfig:
     dis_weight: float = 0.05
     dis_loss_type: str = "Z"
     sample_steps: int = 50
+    eta: float = 1.0
     code_momentum: float = 0.99
 
     @property
@@ -211,7 +222,7 @@ def _presets() -> dict[str, object]:
     # smoke: 16×16 images, f = 4 -> 4×4 latents, tiny networks, 10 steps per stage.
     smoke_train = TrainConfig(steps=10, batch_size=8, lr=1e-3, log_every=5, ckpt_every=10)
     smoke_ae = AutoencoderConfig(channels=8, channel_mult=(1, 2, 2), num_res_blocks=1, codebook_size=64,
-                                 num_groups=4, train=smoke_train)
+                                 num_groups=4, mid_attention=False, train=smoke_train)
     smoke_ldm = LatentDPMConfig(autoencoder=smoke_ae, unet=UNetConfig(
         in_channels=3, out_channels=3, resolution=4, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
         attention_resolutions=(), num_groups=4, dropout=0.0), sample_steps=5, train=smoke_train)
@@ -220,14 +231,17 @@ def _presets() -> dict[str, object]:
     # quick (CPU laptop, not a paper setting): 32×32 images -> 8×8×3 VQ latents; small autoencoder and latent UNet,
     # Encoder4 with d = 32 (128 in the paper: the factor metrics encode ~10^5 images), N = 6 × k = 32 as the paper.
     quick_ae = AutoencoderConfig(channels=16, channel_mult=(1, 2, 2), num_res_blocks=1, codebook_size=512,
-                                 num_groups=8, train=TrainConfig(steps=1500, batch_size=16, lr=1e-3, betas=(0.5, 0.9),
-                                                                 amp=False, log_every=100, ckpt_every=500))
+                                 num_groups=8, mid_attention=False,
+                                 train=TrainConfig(steps=1500, batch_size=16, lr=1e-3, betas=(0.5, 0.9), amp=False,
+                                                   log_every=100, ckpt_every=500))
     quick_ldm = LatentDPMConfig(autoencoder=quick_ae, unet=UNetConfig(
         in_channels=3, out_channels=3, resolution=8, base_channels=32, channel_mult=(1, 2), num_res_blocks=1,
         attention_resolutions=(4,), num_groups=8, num_heads=4, dropout=0.0), sample_steps=20,
         train=TrainConfig(steps=2000, batch_size=32, lr=1e-3, ema_decay=0.995, grad_clip=1.0, amp=False,
                           log_every=100, ckpt_every=500))
-    quick = DisDiffConfig(ldm=quick_ldm, dpm=_pdae_dpm("quick"), encoder_channels=32, sample_steps=20)
+    # The quick stages train a few thousand steps with a short EMA; quick freezes the EMA weights (benchbench choice).
+    quick = DisDiffConfig(ldm=quick_ldm, dpm=_pdae_dpm("quick"), encoder_channels=32, sample_steps=20,
+                          frozen_weights="ema")
     quick_train = TrainConfig(steps=800, batch_size=16, lr=1e-3, weight_decay=0.01, ema_decay=0.99, grad_clip=1.0,
                               warmup_steps=50, amp=False, log_every=50, ckpt_every=400)
     # paper: the reference's <ds>-vq-4-16(-dis) configs (methods.md §6): autoencoder ch 32 (1, 2, 4), 2 blocks, VQ 3 ×
@@ -239,10 +253,13 @@ def _presets() -> dict[str, object]:
                               warmup_steps=10_000, amp=False, log_every=1000, ckpt_every=10_000)
     paper_model = DisDiffConfig(dpm=_pdae_dpm("paper"), sample_steps=200)
     paper = Preset(paper_model, paper_train)
+    # CelebA: the reference's loader (ldm/data/dis.py Celebarain = CelebAlmdb with split None, crop_d2c, do_augment
+    # False) reads every image of the LMDB and never flips.
+    celeba = Preset(paper_model, paper_train, data=(("split", "all"), ("flip", False)))
     return {
         "smoke": Preset(smoke, smoke_train, data=(("resolution", 16),)),
         "quick": Preset(quick, quick_train, data=(("resolution", 32),)),
-        "paper": {"default": paper, "shapes3d": paper, "celeba": paper,
+        "paper": {"default": paper, "shapes3d": paper, "celeba": celeba,
                   "mpi3d": Preset(replace(paper_model, dis_weight=0.01), paper_train)},
     }
 
@@ -255,6 +272,8 @@ def _check(cfg: DisDiffConfig, spec: DataSpec) -> None:
     is built (registered as the method's ``check``)."""
     if cfg.space not in ("latent", "image"):
         raise ConfigError(f"disdiff: model.space must be 'latent' or 'image', got {cfg.space!r}")
+    if cfg.frozen_weights not in ("online", "ema"):
+        raise ConfigError(f"disdiff: model.frozen_weights must be 'online' or 'ema', got {cfg.frozen_weights!r}")
     if cfg.dis_loss_type not in ("Z", "IM"):
         raise ConfigError(f"disdiff: model.dis_loss_type must be 'Z' or 'IM', got {cfg.dis_loss_type!r}")
     if cfg.num_factors < 2 or cfg.factor_dim < 1:
@@ -298,7 +317,7 @@ class DisDiff(Method):
         if not stages or key not in stages:
             raise ConfigError(f"disdiff in {cfg.space} space needs the {key!r} stage (benchbench run builds it first)")
         frozen: LatentDPM | DPM = LatentDPM(cfg.ldm, spec) if cfg.space == "latent" else DPM(cfg.dpm, spec)
-        frozen.load_state_dict(stages[key].load_state())
+        frozen.load_state_dict(stages[key].load_state(online=cfg.frozen_weights == "online"))
         self.frozen = frozen.requires_grad_(False).eval()
         self.schedule: Schedule = frozen.schedule
         unet = frozen.unet
@@ -399,9 +418,12 @@ class DisDiff(Method):
         """The raw code z = E(x) [N, num_factors · factor_dim] (TAD's input; factor metrics see PCA scores)."""
         return self.encoder(x)
 
+    code_rule = "pca+standardized"
+
     def code_postprocess(self, codes: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        """Per-factor PCA(1) fitted on dataset codes [M, N · k] -> transform to [n, N] scores (methods.md §6.6)."""
-        return factor_pca(codes, self.cfg.num_factors)
+        """Per-factor PCA(1) fitted on dataset codes [M, N · k] -> [n, N] scores (methods.md §6.6), then the diffusion
+        code rule (``benchbench.method.CODE_RULES``): the scores z-normalised with the same codes' statistics."""
+        return then_standardize(factor_pca(codes, self.cfg.num_factors), codes)
 
     # Sampling and figures.
 
@@ -418,32 +440,69 @@ class DisDiff(Method):
         u = self.frozen.unet.cfg
         return (x_like, u.in_channels, u.resolution, u.resolution)
 
-    def decode(self, y_T: Tensor, z: Tensor) -> Tensor:
-        """DDIM from y_T [B, c, r, r] with codes z [B, N · k], then D: [B, C, R, R] in [-1, 1]."""
-        return self.from_latent(ddim_sample(self.eps_hat(z), y_T, self.schedule, self.cfg.sample_steps)).clamp(-1, 1)
+    def decode(self, y_T: Tensor, z: Tensor, eta: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
+        """LDM DDIM from y_T [B, c, r, r] with codes z [B, N · k], then D: [B, C, R, R] in [-1, 1]."""
+        grid = ddim.ldm_grid(self.schedule, self.cfg.sample_steps)
+        return self.from_latent(ddim.sample(self.eps_hat(z), y_T, grid, eta=eta, generator=generator)).clamp(-1, 1)
+
+    def invert(self, x: Tensor, z: Tensor) -> Tensor:
+        """y_T [B, c, r, r]: deterministic DDIM inversion of y_0 = to_latent(x) under eps_hat(., z) (module doc)."""
+        return ddim.invert(self.eps_hat(z), self.to_latent(x), ddim.ldm_grid(self.schedule, self.cfg.sample_steps,
+                                                                              invert=True))
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples [n, C, R, R]: z from the code Gaussian, y_T ~ N(0, I) (both from ``generator``), DDIM, D."""
+        """n samples [n, C, R, R]: z from the code Gaussian, y_T ~ N(0, I), DDIM with ``eta``, D. All noise is drawn
+        on the CPU from ``generator`` (z, y_T, then one draw per step when eta > 0)."""
         z = self.code_moments.sample(n, generator)
-        return self.decode(randn(self._latent_shape(n), generator, device=self.device), z)
+        y_T = randn(self._latent_shape(n), generator, device=self.device)
+        return self.decode(y_T, z, self.cfg.eta, generator)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
         """x -> z and y_T (DDIM inversion of y_0 under eps_hat(., z)) -> decode: [N, C, R, R]."""
         z = self.encode(x)
-        y_T = ddim_encode(self.eps_hat(z), self.to_latent(x), self.schedule, self.cfg.sample_steps)
-        return self.decode(y_T, z)
+        return self.decode(self.invert(x, z), z)
 
     @torch.no_grad()
     def traverse(self, x: Tensor, dim: int, values: Tensor) -> Tensor:
         """Decode x [N, C, R, R] (its inverted y_T kept) with raw code dimension ``dim`` set to ``values`` [V]."""
         z = self.encode(x)
-        y_T = ddim_encode(self.eps_hat(z), self.to_latent(x), self.schedule, self.cfg.sample_steps)
+        y_T = self.invert(x, z)
         v, n = len(values), len(x)
         zs = z.repeat(v, 1)
         zs[:, dim] = values.to(zs).repeat_interleave(n)
         return self.decode(y_T.repeat(v, 1, 1, 1), zs).view(v, n, *x.shape[1:])
+
+    def protocol(self) -> dict[str, str]:
+        """Sampler, inversion, generator and frozen weights of this instance (recorded with every number)."""
+        k = self.cfg.sample_steps
+        grid = ddim.ldm_grid(self.schedule, k)
+        return {
+            "sampler": f"LDM DDIM K={k} (make_ddim_timesteps uniform + 1: {ddim.describe(grid)}), eta={self.cfg.eta:g}"
+                       f", no clipping, eps - sqrt(1 - ab_t) sum_c G_c",
+            "inversion": f"none in the reference; ours (figures): deterministic DDIM inversion on the same grid "
+                         f"({ddim.describe(ddim.ldm_grid(self.schedule, k, invert=True))}), decoded with eta = 0",
+            "generator": "z ~ Gaussian fitted to training codes (benchbench stand-in; the reference samples with codes "
+                         "of encoded images), y_T ~ N(0, I), the sampler, then D",
+            "frozen": f"{self.cfg.space}-space DPM stage, "
+                      f"{'non-EMA (load_ema_ckpt quirk)' if self.cfg.frozen_weights == 'online' else 'EMA'} weights",
+        }
+
+    def deviations(self) -> list[str]:
+        """What still differs from DisDiff's configs for this instance."""
+        out = ["G's EMA has no (1 + n) / (10 + n) decay warm-up (the shared loop's EMA is plain)",
+               "training lengths are UNVERIFIED benchbench choices (no stopping criterion in the configs)"]
+        if self.cfg.space == "latent":
+            out.insert(0, "the first-stage autoencoder trains with L1 + its VQ/KL term only: no LPIPS or patch-GAN "
+                          "(their pre-trained weights cannot be downloaded)")
+        else:
+            out.insert(0, "image space is not in the reference (latent space only): the frozen model is PDAE's DPM")
+        if self.cfg.frozen_weights == "ema":
+            out.append("the frozen model uses the stage's EMA weights; the reference freezes the non-EMA ones")
+        if self.spec.family not in ("shapes3d", "mpi3d", "celeba"):
+            out.append(f"DisDiff has no config for {self.spec.family or self.spec.name}: the Shapes3D one is reused")
+        return out + paper_differences(PRESETS, self.cfg, self.spec.family, "disdiff")
 
     @torch.no_grad()
     def factor_traversals(self, x: Tensor, codes: Tensor, num_values: int) -> Tensor:
@@ -454,7 +513,7 @@ class DisDiff(Method):
         scores = torch.as_tensor(pca(codes.detach().cpu().double().numpy()))  # [M, N]
         z = self.encode(x)
         own = torch.as_tensor(pca(z.cpu().double().numpy()))[0]  # [N]
-        y_T = ddim_encode(self.eps_hat(z), self.to_latent(x), self.schedule, self.cfg.sample_steps)
+        y_T = self.invert(x, z)
         rows = []
         for c in range(n):
             target = scores[:, c].mean() + scores[:, c].std() * torch.linspace(-2, 2, num_values, dtype=torch.float64)

@@ -5,11 +5,12 @@ linear beta 1e-4 -> 0.02 over T = 1000 (Sec. 4), eps-prediction trained with the
 
     L_simple = E_{t ~ U{0..T-1}, x_0, eps} mean_pixels || eps - eps_theta(sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps, t) ||^2,
 
-sampled with DDIM (Song et al., ICLR 2021, https://arxiv.org/abs/2010.02502, Eq. 12). The network is the ADM-style
-UNet of :mod:`benchbench.nets.unet`; for 64×64 data its defaults are the Diff-AE CelebA-64 UNet, so PDAE and Diff-AE
-share a decoder (methods.md §5, "benchbench choices"). The stage is cached per (dataset, data options, DPMConfig,
-stage seed) by :mod:`benchbench.stages`; :func:`ddpm_request` is the one place that request is built, so every
-method that needs the DPM shares one artifact.
+sampled with DDIM (Song et al., ICLR 2021, https://arxiv.org/abs/2010.02502, Eq. 12) as PDAE samples its pre-trained
+DPMs (``test_pretrained_dpms``: :func:`benchbench.ddim.pdae_grid`, x0_hat clipped every step). The network is the
+ADM-style UNet of :mod:`benchbench.nets.unet`; for 64×64 data its defaults are the Diff-AE CelebA-64 UNet, so PDAE and
+Diff-AE share a decoder (methods.md §5, "benchbench choices"). The stage is cached per (dataset, data options,
+DPMConfig, stage seed) by :mod:`benchbench.stages`; :func:`ddpm_request` is the one place that request is built, so
+every method that needs the DPM shares one artifact.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchbench import ddim
 from benchbench.config import TrainConfig
 from benchbench.datasets.base import DataConfig, DataSpec
-from benchbench.diffusion import Schedule, ddim_sample
+from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import Method, randn
 from benchbench.nets.unet import UNet, UNetConfig
@@ -96,10 +98,11 @@ class DPM(Method):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples [n, C, H, W] by deterministic DDIM (``sample_steps``) from CPU-drawn x_T ~ N(0, I)."""
+        """n samples [n, C, H, W] in [-1, 1] by PDAE's deterministic DDIM (``sample_steps``) from CPU-drawn x_T."""
         c, r = self.spec.channels, self.spec.resolution
         x_T = randn((n, c, r, r), generator, device=self.device)
-        return ddim_sample(self.eps, x_T, self.schedule, self.cfg.sample_steps)
+        grid = ddim.pdae_grid(self.schedule, self.cfg.sample_steps)
+        return ddim.sample(self.eps, x_T, grid, clip=True).clamp(-1, 1)
 
 
 def ddpm_request(dataset: str, data: DataConfig, dpm: DPMConfig, seed: int = 0) -> StageRequest:

@@ -29,9 +29,13 @@ runs the UNet at the fixed t = 0, where the time modulation reduces to a learned
 affine does), so it is the same function class.
 
 Diffusion: linear beta 1e-5 -> 1e-2 over T = 1000 (the code's default, not DDPM's), no EMA. Generation samples a from
-its prior N(0, I) (the point of regularising q(a) towards it) and decodes with deterministic DDIM in ``sample_steps``
-steps; the reference loops over all 1000 steps with eta = 0.01, and its FID uses a latent DDPM on a, which is not
-built here.
+its prior N(0, I) (the point of regularising q(a) towards it) and decodes with ``sampler``: "official" is the
+reference's ``--deterministic`` loop (``sampling.py``; :func:`benchbench.ddim.infodiffusion_grid`): all T steps,
+eta = 0.01, the network queried at t with x taken at ab_{t-1} (its indexing quirk, kept), no clipping, and inversion by
+its ``reverse_sampling`` (which the reference calls without the code a, a bug not reproduced: ours conditions on a).
+"ddim" (benchbench, for CPU presets) is deterministic DDIM on Diff-AE's ``sample_steps`` stride grid, inversion to
+ab = 0, no clipping. Reconstructions and traversals decode with the sampler's eta from a fixed seed (0), so figures
+are repeatable. The reference's FID uses a latent DDPM on a, which is not built here.
 """
 
 from __future__ import annotations
@@ -42,20 +46,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchbench import ddim
 from benchbench.baselines.info_vae import mmd
 from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
-from benchbench.diffusion import EpsFn, Schedule, ddim_encode, ddim_sample
+from benchbench.diffusion import EpsFn, Schedule
 from benchbench.errors import ConfigError
-from benchbench.method import Method, randn, standardize_codes
+from benchbench.method import Method, paper_differences, randn, standardize_codes
 from benchbench.nets.unet import SemanticEncoder, SemanticEncoderConfig, UNet, UNetConfig
 from benchbench.registry import register_method
 
-# InfoDiffusion CelebA-64, dev branch (methods.md §7): ch 64, (1, 2, 4, 8), 2 blocks, attention at 16×16,
-# dropout 0.1, time embedding 256; the code embedding fc_a has the time embedding's width.
+# InfoDiffusion CelebA-64, dev branch (methods.md §7; isjakewong/InfoDiffusion @ 759f79c7, models.py AuxiliaryUNet):
+# ch 64, (1, 2, 4, 8), 2 blocks, attention at 16×16, dropout 0.1, time embedding 256, the four-conv AuxResBlock and
+# plain conv down/up-sampling (DownSample / UpSample); the code embedding fc_a has the time embedding's width.
+# 103,262,275 parameters, the dev decoder's 112,357,571 less the 9,095,296 of the CrossAttnBlock every AuxResBlock
+# builds and never calls (use_crossattn is False throughout). The encoder (dev ``Encoder``) keeps the two-conv block
+# and plain conv resampling; ours adds the time modulation at t = 0 (module doc).
 PAPER_DECODER = UNetConfig(base_channels=64, channel_mult=(1, 2, 4, 8), num_res_blocks=2, attention_resolutions=(16,),
-                           dropout=0.1, time_embed_dim=256, cond_dim=256, cond_mode="scale_shift")
-PAPER_ENCODER = replace(PAPER_DECODER, out_channels=1, cond_dim=0, cond_mode="scale")
+                           dropout=0.1, time_embed_dim=256, cond_dim=256, cond_mode="scale_shift",
+                           resblock_updown=False, block_layout="infodiffusion_dev")
+PAPER_ENCODER = replace(PAPER_DECODER, out_channels=1, cond_dim=0, cond_mode="scale", block_layout="adm")
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,9 @@ class InfoDiffusionConfig:
         kld_weight: weight of the per-sample KL of the reparameterised variant (0: off; see the module doc).
         x0_weight: weight of the x0_tilde reconstruction term; None means 1 / T (the reference's).
         num_steps, beta_start, beta_end: the linear schedule (T = 1000, 1e-5 -> 1e-2, the code's default).
-        sample_steps: DDIM steps of sample, reconstruct and traverse (and of the DDIM inversion).
+        sampler: "official" (all T steps, eta 0.01, the reference's indexing) or "ddim" (``sample_steps``
+            deterministic steps); see the module doc.
+        sample_steps: DDIM steps of the "ddim" sampler (sample, reconstruct, traverse and the inversion).
     """
 
     unet: UNetConfig = field(default_factory=lambda: PAPER_DECODER)
@@ -91,7 +103,11 @@ class InfoDiffusionConfig:
     num_steps: int = 1000
     beta_start: float = 1e-5
     beta_end: float = 1e-2
+    sampler: str = "official"
     sample_steps: int = 50
+
+
+OFFICIAL_ETA = 0.01  # sampling.py: _ddim_one_diffusion_step
 
 
 def _check(cfg: InfoDiffusionConfig, spec: DataSpec) -> None:
@@ -108,8 +124,14 @@ def _check(cfg: InfoDiffusionConfig, spec: DataSpec) -> None:
         raise ConfigError(f"infodiffusion: model.encoder_kind must be 'unet' or 'conv', got {cfg.encoder_kind!r}")
     if cfg.encoder.cond_dim or cfg.encoder.out_channels != 1:
         raise ConfigError("infodiffusion: model.encoder must have cond_dim 0 and out_channels 1")
-    if not 1 <= cfg.sample_steps <= cfg.num_steps:
-        raise ConfigError(f"infodiffusion: model.sample_steps must be in 1..{cfg.num_steps}, got {cfg.sample_steps}")
+    if cfg.sampler not in ("official", "ddim"):
+        raise ConfigError(f"infodiffusion: model.sampler must be 'official' or 'ddim', got {cfg.sampler!r}")
+    if cfg.num_steps < 3:
+        raise ConfigError(f"infodiffusion: model.num_steps must be >= 3, got {cfg.num_steps}")
+    try:
+        ddim.ddim_stride_timesteps(cfg.num_steps, cfg.sample_steps)
+    except ValueError as e:
+        raise ConfigError(f"infodiffusion: model.sample_steps={cfg.sample_steps}: {e}") from None
     encoder = ("encoder", cfg.encoder) if cfg.encoder_kind == "unet" else ("conv_encoder", cfg.conv_encoder)
     for name, sub in (("unet", cfg.unet), encoder):
         if sub.resolution != spec.resolution or sub.in_channels != spec.channels:
@@ -146,11 +168,13 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
 
 _PAPER_TRAIN = TrainConfig(
     # AdamW lr 1e-4 (wd 1e-5), clip 1.0, warm-up over one epoch to 2 x lr, then cosine to 0 over 50 CelebA epochs
-    # (162,770 images at the code's default batch 64: 2,544 steps per epoch, 127,200 steps); no EMA, fp32.
-    steps=127_200, batch_size=64, lr=2e-4, weight_decay=1e-5, grad_clip=1.0, ema_decay=0.0, amp=False,
-    warmup_steps=2_544, lr_schedule="cosine", log_every=500, ckpt_every=5_000,
+    # at the README's batch 32 (162,770 train images, drop_last: 5,086 steps per epoch, 254,300 steps); no EMA, fp32.
+    steps=254_300, batch_size=32, lr=2e-4, weight_decay=1e-5, grad_clip=1.0, ema_decay=0.0, amp=False,
+    warmup_steps=5_086, lr_schedule="cosine", log_every=500, ckpt_every=5_000,
 )
 _PAPER = Preset(InfoDiffusionConfig(), _PAPER_TRAIN)
+# CelebA: InfoDiffusion's loader (data.py get_celeba, crop_d2c=False): resize, centre crop, random flips.
+_PAPER_CELEBA = Preset(InfoDiffusionConfig(), _PAPER_TRAIN, data=(("crop", "center"),))
 
 _SMOKE_UNET = UNetConfig(resolution=16, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
                          attention_resolutions=(), dropout=0.0, num_groups=4, cond_dim=16, cond_mode="scale_shift")
@@ -167,7 +191,8 @@ _QUICK_CONV = SemanticEncoderConfig(resolution=32, base_channels=8, channel_mult
 PRESETS = {
     "smoke": Preset(
         InfoDiffusionConfig(unet=_SMOKE_UNET, encoder=replace(_SMOKE_UNET, out_channels=1, cond_dim=0,
-                                                               cond_mode="scale"), a_dim=8, sample_steps=5),
+                                                               cond_mode="scale"), a_dim=8, sampler="ddim",
+                            sample_steps=5),
         TrainConfig(steps=10, batch_size=8, lr=1e-3, log_every=5, ckpt_every=5),
         data=(("resolution", 16),),
     ),
@@ -177,14 +202,14 @@ PRESETS = {
     # the reference's estimator).
     "quick": Preset(
         InfoDiffusionConfig(unet=_QUICK_UNET, encoder=_QUICK_ENCODER, encoder_kind="conv", conv_encoder=_QUICK_CONV,
-                            a_dim=16, sample_steps=10, mmd_unbiased=True),
+                            a_dim=16, sampler="ddim", sample_steps=10, mmd_unbiased=True),
         TrainConfig(steps=1000, batch_size=16, lr=1e-3, weight_decay=1e-5, grad_clip=1.0, ema_decay=0.0,
                     warmup_steps=100, lr_schedule="cosine", log_every=50, ckpt_every=500),
         data=(("resolution", 32),),
     ),
     # CelebA-64 is the reported setting; Shapes3D and MPI3D reuse it (benchbench choice: no official run exists,
     # methods.md §9 "*"; the reference has no 3DShapes training loader).
-    "paper": {"default": _PAPER, "celeba": _PAPER},
+    "paper": {"default": _PAPER, "celeba": _PAPER_CELEBA},
 }
 
 
@@ -251,6 +276,7 @@ class InfoDiffusion(Method):
     # The factor metrics see a standardised per dimension with dataset statistics, as InfoDiffusion's own
     # evaluation standardises its codes (methods.md §7); TAD's AUROC is unchanged by it.
     code_postprocess = staticmethod(standardize_codes)
+    code_rule = "standardized"  # the diffusion code rule (benchbench.method.CODE_RULES)
 
     def encode(self, x: Tensor) -> Tensor:
         """The representation [N, a_dim] of x [N, C, H, W]: a (mu in the KL variant)."""
@@ -261,29 +287,77 @@ class InfoDiffusion(Method):
         cond = self.fc_a(a)
         return lambda x_t, t: self.unet(x_t, t, cond)
 
-    def decode(self, x_T: Tensor, a: Tensor) -> Tensor:
-        """Deterministic DDIM decoding of (a [N, a_dim], x_T [N, C, H, W]) -> [N, C, H, W] in [-1, 1]."""
-        return ddim_sample(self._eps_fn(a), x_T, self.schedule, self.cfg.sample_steps).clamp(-1, 1)
+    def _grid(self, invert: bool = False) -> ddim.DDIMGrid:
+        if self.cfg.sampler == "official":
+            return ddim.infodiffusion_grid(self.schedule, invert)
+        return ddim.diffae_grid(self.schedule, self.cfg.sample_steps, invert)
+
+    @property
+    def eta(self) -> float:
+        return OFFICIAL_ETA if self.cfg.sampler == "official" else 0.0
+
+    def decode(self, x_T: Tensor, a: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Decoding of (a [N, a_dim], x_T [N, C, H, W]) with ``sampler`` -> [N, C, H, W] in [-1, 1]; the eta noise
+        comes from ``generator`` (default: a fresh one seeded 0, so figures repeat)."""
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        return ddim.sample(self._eps_fn(a), x_T, self._grid(), eta=self.eta, generator=gen).clamp(-1, 1)
+
+    def invert(self, x: Tensor, a: Tensor) -> Tensor:
+        """x_T [N, C, H, W]: deterministic inversion of x given a [N, a_dim] (``reverse_sampling`` or DDIM)."""
+        return ddim.invert(self._eps_fn(a), x, self._grid(invert=True))
+
+    def protocol(self) -> dict[str, str]:
+        """Sampler, inversion and generator of this instance (recorded with every number)."""
+        if self.cfg.sampler == "official":
+            sampler = (f"InfoDiffusion's loop (sampling.py): all {self.schedule.num_steps} steps, network at t with x "
+                       f"at ab_(t-1) (reference quirk), eta={OFFICIAL_ETA:g}, last step to ab = 1, no clipping")
+            inversion = (f"reverse_sampling: {ddim.describe(self._grid(invert=True))}, conditioned on a (the "
+                         f"reference passes no code)")
+        else:
+            k = self.cfg.sample_steps
+            sampler = f"DDIM K={k} (benchbench; Diff-AE stride: {ddim.describe(self._grid())}), eta=0, no clipping"
+            inversion = f"DDIM reverse K={k}, last step to ab = 0, no clipping"
+        return {"sampler": sampler, "inversion": inversion,
+                "generator": "a ~ N(0, I) (the MMD prior), x_T ~ N(0, I), then the sampler"}
+
+    def deviations(self) -> list[str]:
+        """What still differs from InfoDiffusion's CelebA setting for this instance."""
+        out = ["generation draws a from N(0, I); the reference's FID draws it from a latent DDPM on a",
+               "the a_dim behind each published number is UNVERIFIED (the README trains with 32, evaluates with 256)"]
+        if self.cfg.encoder_kind == "conv":
+            out.append("the encoder is Diff-AE's semantic encoder (CPU preset), not InfoDiffusion's UNet encoder")
+        else:
+            out.append("the encoder UNet carries a time modulation at t = 0 (the reference's has no time input): "
+                       "the same function class")
+        if self.cfg.unet.block_layout != "infodiffusion_dev":
+            out.append("the decoder uses benchbench's one-stage block, not the dev branch's four-conv AuxResBlock")
+        if self.cfg.sampler != "official":
+            out.append("the sampler is benchbench's DDIM, not the reference's 1000-step eta = 0.01 loop")
+        if self.spec.family != "celeba":
+            out.append(f"InfoDiffusion's code trains on no {self.spec.family or self.spec.name} loader: the CelebA "
+                       f"setting is reused (benchbench choice; the setting behind any published number there is "
+                       f"UNVERIFIED)")
+        return out + paper_differences(PRESETS, self.cfg, self.spec.family, "infodiffusion")
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples [n, C, H, W]: a ~ N(0, I) (the prior the MMD pulls q(a) towards), x_T ~ N(0, I), DDIM.
-        Both noises come from ``generator`` on the CPU, a's first."""
+        """n samples [n, C, H, W]: a ~ N(0, I) (the prior the MMD pulls q(a) towards), x_T ~ N(0, I), ``sampler``.
+        All noise comes from ``generator`` on the CPU: a, x_T, then the eta noise of each step."""
         a = randn((n, self.cfg.a_dim), generator, device=self.device)
         x_T = randn((n, self.spec.channels, self.spec.resolution, self.spec.resolution), generator, device=self.device)
-        return self.decode(x_T, a)
+        return self.decode(x_T, a, generator if generator is not None else torch.Generator().manual_seed(0))
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
-        """x [N, C, H, W] -> a, DDIM inversion to x_T given a, DDIM decoding: [N, C, H, W]."""
+        """x [N, C, H, W] -> a, inversion to x_T given a, decoding: [N, C, H, W]."""
         a = self.encode(x)
-        return self.decode(ddim_encode(self._eps_fn(a), x, self.schedule, self.cfg.sample_steps), a)
+        return self.decode(self.invert(x, a), a)
 
     @torch.no_grad()
     def traverse(self, x: Tensor, dim: int, values: Tensor) -> Tensor:
         """Decode each x's inverted x_T with a[:, dim] set to each of ``values`` [V]: [V, N, C, H, W]."""
         a = self.encode(x)
-        x_T = ddim_encode(self._eps_fn(a), x, self.schedule, self.cfg.sample_steps)
+        x_T = self.invert(x, a)
         v, n = len(values), len(x)
         codes = a.repeat(v, 1)
         codes[:, dim] = values.to(codes).repeat_interleave(n)

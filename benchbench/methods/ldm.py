@@ -7,9 +7,13 @@ y = E(x), Eq. 2); DisDiff's configs ``configs/autoencoder/<ds>_{vq,kl}_4_16.yaml
 
 ``autoencoder``: f = 4 downsampling, VQ (3 channels, codebook 2048) or KL (4 channels, kl_weight 1e-6). The reference
 trains it with an L1 + LPIPS reconstruction loss and a patch discriminator; LPIPS needs pre-trained VGG weights that a
-benchbench install cannot download, so the loss here is L1 plus the bottleneck's term (VQ: codebook + 0.25 commitment,
-van den Oord et al. 2017 Eq. 3; KL: kl_weight KL(q(y|x) || N(0, I))), no perceptual or adversarial term. Our
-autoencoder's reconstructions are therefore blurrier than the reference's; the latent space has the same shape.
+benchbench install cannot download, so the loss here is L1 plus the bottleneck's term (VQ: commitment + 0.25 codebook,
+the weighting of taming's ``VectorQuantizer2``, :class:`benchbench.nets.first_stage.VectorQuantizer`; KL: kl_weight
+KL(q(y|x) || N(0, I))), no perceptual or adversarial term. Our autoencoder's reconstructions are therefore blurrier
+than the reference's; the latent space has the same shape. Encoder and decoder carry LDM's mid-block attention. The
+reference accumulates gradients over 2 batches of 128 (``accumulate_grad_batches: 2``, lr 4.5e-6 x 2 x 128 =
+1.152e-3); for these batch-mean losses that is one optimiser step on 256 images, which the paper preset takes
+directly (batch 256).
 
 ``ldm``: the ADM UNet of :mod:`benchbench.nets.unet` on the autoencoder's latents: LDM's "linear" schedule
 (linspace(sqrt(0.0015), sqrt(0.0155))^2, T = 1000), eps-prediction, **L1** loss, latents multiplied by 1 / std of the
@@ -28,9 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchbench import ddim
 from benchbench.config import TrainConfig
 from benchbench.datasets.base import DataConfig, DataSpec
-from benchbench.diffusion import Schedule, ddim_sample
+from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import Method, randn
 from benchbench.nets.first_stage import (
@@ -53,10 +58,13 @@ class AutoencoderConfig:
         channels, channel_mult, num_res_blocks: encoder/decoder widths; f = 2^(len(channel_mult) - 1).
         z_channels: latent channels (3 for VQ, 4 for KL in the reference).
         codebook_size: VQ codebook entries (2048).
-        commitment: VQ commitment weight beta (0.25).
+        commitment: VQ weight beta (0.25).
+        beta_on_codebook: put beta on the codebook term, as taming's VectorQuantizer2 (legacy) does (module doc).
         kl_weight: KL weight (1e-6).
         num_groups: GroupNorm groups.
-        train: the stage's training settings (reference: Adam, lr 4.5e-6 x accumulate 2 x batch 128 = 1.15e-3).
+        mid_attention: LDM's mid-block self-attention in encoder and decoder (the reference always has it).
+        train: the stage's training settings (reference: Adam, lr 4.5e-6 x accumulate 2 x batch 128 = 1.15e-3, as one
+            step on 256 images here).
     """
 
     kind: str = "vq"
@@ -66,10 +74,12 @@ class AutoencoderConfig:
     z_channels: int = 3
     codebook_size: int = 2048
     commitment: float = 0.25
+    beta_on_codebook: bool = True
     kl_weight: float = 1e-6
     num_groups: int = 32
+    mid_attention: bool = True
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=100_000, batch_size=128, lr=1.152e-3, betas=(0.5, 0.9), amp=False, log_every=1000, ckpt_every=10_000))
+        steps=100_000, batch_size=256, lr=1.152e-3, betas=(0.5, 0.9), amp=False, log_every=1000, ckpt_every=10_000))
 
     @property
     def factor(self) -> int:
@@ -90,13 +100,13 @@ class Autoencoder(Method):
             raise ConfigError(f"autoencoder: resolution {spec.resolution} is not divisible by f = {cfg.factor}")
         z_out = cfg.z_channels * (2 if cfg.kind == "kl" else 1)
         self.encoder = Encoder(spec.channels, cfg.channels, cfg.channel_mult, cfg.num_res_blocks, z_out,
-                               cfg.num_groups)
+                               cfg.num_groups, cfg.mid_attention)
         self.quant_conv = nn.Conv2d(z_out, z_out, 1)
         self.post_quant_conv = nn.Conv2d(cfg.z_channels, cfg.z_channels, 1)
         self.decoder = Decoder(cfg.z_channels, cfg.channels, cfg.channel_mult, cfg.num_res_blocks, spec.channels,
-                               cfg.num_groups)
-        self.quantizer = VectorQuantizer(cfg.codebook_size, cfg.z_channels, cfg.commitment) if cfg.kind == "vq" \
-            else None
+                               cfg.num_groups, cfg.mid_attention)
+        self.quantizer = VectorQuantizer(cfg.codebook_size, cfg.z_channels, cfg.commitment, cfg.beta_on_codebook) \
+            if cfg.kind == "vq" else None
 
     def moments(self, x: Tensor) -> Tensor:
         """quant_conv(encoder(x)): [N, z_out, r, r] (KL: mean and log-variance stacked on channels)."""
@@ -140,7 +150,9 @@ class LatentDPMConfig:
         unet: the latent noise predictor (in/out channels = z_channels, resolution = R / f).
         num_steps, beta_start, beta_end: LDM "linear" schedule (sqrt-spaced 0.0015 -> 0.0155, T = 1000).
         sample_steps: DDIM steps of :meth:`LatentDPM.sample`.
-        train: the stage's training settings.
+        train: the stage's training settings: the reference's AdamW (PyTorch's default weight decay 0.01), base lr
+            2e-6 x batch 128 = 2.56e-4, warm-up over 10k steps (``LambdaLinearScheduler``, from 1e-6 x lr there,
+            from lr / 10k here), EMA 0.9999; 200k steps is an UNVERIFIED benchbench choice.
     """
 
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
@@ -153,7 +165,8 @@ class LatentDPMConfig:
     beta_end: float = 0.0155
     sample_steps: int = 50
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=200_000, batch_size=128, lr=1.28e-4, ema_decay=0.9999, amp=False, log_every=1000, ckpt_every=10_000))
+        steps=200_000, batch_size=128, lr=2.56e-4, weight_decay=0.01, warmup_steps=10_000, ema_decay=0.9999,
+        amp=False, log_every=1000, ckpt_every=10_000))
 
     def schedule(self) -> Schedule:
         return Schedule.ldm_linear(self.num_steps, self.beta_start, self.beta_end)
@@ -218,10 +231,12 @@ class LatentDPM(Method):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n images [n, C, R, R]: DDIM in latent space from CPU-drawn y_T, then the decoder."""
+        """n images [n, C, R, R]: LDM's deterministic DDIM (:func:`benchbench.ddim.ldm_grid`) in latent space from
+        CPU-drawn y_T, then the decoder."""
         u = self.cfg.unet
         y_T = randn((n, u.in_channels, u.resolution, u.resolution), generator, device=self.device)
-        return self.from_latent(ddim_sample(self.eps, y_T, self.schedule, self.cfg.sample_steps)).clamp(-1, 1)
+        y_0 = ddim.sample(self.eps, y_T, ddim.ldm_grid(self.schedule, self.cfg.sample_steps))
+        return self.from_latent(y_0).clamp(-1, 1)
 
 
 def ldm_request(dataset: str, data: DataConfig, cfg: LatentDPMConfig, seed: int = 0) -> StageRequest:

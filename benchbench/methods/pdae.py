@@ -16,6 +16,12 @@ the UNet's middle and output blocks (zero-initialised last conv), fed by the *fr
 half gives the features for both the frozen decoder (eps_theta) and G_psi. z enters every G block as
 (z_s, z_b) = Linear(SiLU(label_emb(z))), h <- (1 + z_s)(GN(h)(1 + t_s) + t_b) + z_b.
 
+Sampling and inversion run as PDAE's ``diffusion/ddim.py`` (:func:`benchbench.ddim.pdae_grid`): the respaced grid
+map = int(linspace(0, T - 1, K + 1)), x0_hat clipped to [-1, 1] at every step, and the mean shift with DDIM's own
+coefficient, eps_hat = eps_theta - sqrt(1 - ab_t) G (the training coefficient above differs near t = 0). Generation
+applies the shift only on the first (1 - ``sample_stop_percent``) of the steps, as ``latent_diffusion_sample``
+(stop_percent 0.3); reconstructions and traversals shift at every step (stop_percent 0).
+
 Simplification: PDAE generates unconditionally with a latent DPM on z (MLPSkipNet, methods.md §5), which is not
 implemented yet; :meth:`PDAE.sample` draws z from a full-covariance Gaussian fitted to the codes of the training
 batches instead (running moments kept as buffers), then decodes with shifted DDIM.
@@ -30,11 +36,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from benchbench import ddim
 from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
-from benchbench.diffusion import Schedule, ddim_encode, ddim_sample
+from benchbench.diffusion import Schedule
 from benchbench.errors import ConfigError
-from benchbench.method import CodeMoments, Method, randn
+from benchbench.method import CodeMoments, Method, paper_differences, randn, standardize_codes
 from benchbench.methods.dpm import DPM, DPMConfig, ddpm_request
 from benchbench.nets.attention import AttentionBlock, group_norm
 from benchbench.nets.unet import UNetConfig, UNetDecoder
@@ -55,7 +62,9 @@ class PDAEConfig:
             log2(R / 4) of them (the first ones; the last is repeated if too few), so the map is 4×4 at the end.
         encoder_attention: sides of E_phi's maps followed by self-attention (16: after the 16×16 conv).
         encoder_heads: heads of that attention (4 in PDAE's CelebA-64 encoder).
-        sample_steps: DDIM steps for sample, reconstruct and traverse (inversion uses as many).
+        sample_steps: DDIM steps for sample, reconstruct and traverse (inversion uses as many; PDAE's "ddimK").
+        clip_denoised: clip x0_hat to [-1, 1] at every DDIM step (PDAE's DDIM always does).
+        sample_stop_percent: generation drops the shift on the last this-fraction of steps (PDAE: 0.3).
         code_momentum: momentum of the running code moments behind :meth:`PDAE.sample`.
     """
 
@@ -67,6 +76,8 @@ class PDAEConfig:
     encoder_attention: tuple[int, ...] = (16,)
     encoder_heads: int = 4
     sample_steps: int = 100
+    clip_denoised: bool = True
+    sample_stop_percent: float = 0.3
     code_momentum: float = 0.99
 
 
@@ -139,10 +150,12 @@ def _presets() -> dict[str, object]:
     # PDAE's own DPM configs are not in its repo), CelebA-64 encoder, z 512, gamma 0.1; Adam 1e-4, batch 128,
     # EMA 0.9999, no AMP. Training lengths are UNVERIFIED benchbench choices: 500k steps at batch 128 for the DPM
     # stage (Diff-AE trains its CelebA-64 autoencoder ~562k steps) and 500k for PDAE (its loop has no stopping
-    # criterion). The DPM stage follows Diff-AE's recipe (grad clip 1.0, EMA 0.9999, mixed precision). The same
-    # setting on Shapes3D and MPI3D (64×64) is a benchbench choice: no official PDAE run exists (methods.md §9 "*").
+    # criterion). The DPM stage is trained as PDAE's own trainer trains (trainer/train_regular_diffusion.py: Adam, no
+    # gradient clipping, EMA 0.9999 every step, fp32: enable_amp False in every released config). The same setting
+    # on Shapes3D and MPI3D (64×64) is a benchbench choice: no official PDAE run exists (methods.md §9 "*").
     paper_dpm = DPMConfig(unet=UNetConfig(), sample_steps=100, train=TrainConfig(
-        steps=500_000, batch_size=128, lr=1e-4, ema_decay=0.9999, grad_clip=1.0, log_every=1000, ckpt_every=10_000))
+        steps=500_000, batch_size=128, lr=1e-4, ema_decay=0.9999, grad_clip=0.0, amp=False, log_every=1000,
+        ckpt_every=10_000))
     paper = Preset(PDAEConfig(dpm=paper_dpm), TrainConfig(
         steps=500_000, batch_size=128, lr=1e-4, ema_decay=0.9999, amp=False, log_every=1000, ckpt_every=10_000))
     return {
@@ -204,9 +217,31 @@ class PDAE(Method):
         coef = self.schedule.gather(self.schedule.pdae_shift_coef, t, g)
         return _Pair(eps, eps - coef * g)
 
-    def eps_hat(self, z: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
-        """The shifted noise predictor (x_t, t) -> eps_hat for the fixed codes z [N, z_dim] (for the samplers)."""
-        return lambda x_t, t: self._pair(x_t, t, z).eps_hat
+    def eps_hat(self, z: Tensor, shift_from: int = 0) -> Callable[[Tensor, Tensor], Tensor]:
+        """The sampler's shifted predictor (x_t, t) -> eps_theta - sqrt(1 - ab_t) G_psi(x_t, z, t) for the fixed codes
+        z [N, z_dim] (PDAE ``shift_ddim_sample``'s coefficient); steps t < ``shift_from`` use eps_theta alone."""
+        ab = self.schedule.alphas_bar
+
+        def fn(x_t: Tensor, t: Tensor) -> Tensor:
+            unet = self.dpm.unet
+            h, skips, emb = unet.encoder(x_t, t)
+            eps = unet.decoder(h, skips, emb)
+            if int(t[0]) < shift_from:
+                return eps
+            g = self.shift(h, skips, emb, self.label_emb(z))
+            return eps - self.schedule.gather((1.0 - ab).sqrt(), t, g) * g
+
+        return fn
+
+    def _grid(self, invert: bool = False) -> ddim.DDIMGrid:
+        return ddim.pdae_grid(self.schedule, self.cfg.sample_steps, invert)
+
+    def _invert(self, x: Tensor, z: Tensor) -> Tensor:
+        return ddim.invert(self.eps_hat(z), x, self._grid(invert=True), clip=self.cfg.clip_denoised)
+
+    def _decode(self, x_T: Tensor, z: Tensor, shift_from: int = 0) -> Tensor:
+        out = ddim.sample(self.eps_hat(z, shift_from), x_T, self._grid(), clip=self.cfg.clip_denoised)
+        return out.clamp(-1, 1)
 
     def loss(self, x: Tensor) -> dict[str, Tensor]:
         """Weighted eps loss on x [N, C, H, W]: mean_n lambda_t mean_pixels (eps - eps_hat)^2 (PDAE ``p_loss``)."""
@@ -221,36 +256,70 @@ class PDAE(Method):
             base = (noise.float() - pair.eps.float()).square().flatten(1).mean(1).mean()
         return {"loss": (self.weights[t] * per).mean(), "mse": per.mean().detach(), "mse_pretrained": base}
 
+    # The diffusion code rule (benchbench.method.CODE_RULES): the factor metrics see z z-normalised per dim.
+    code_postprocess = staticmethod(standardize_codes)
+    code_rule = "standardized"
+
     def encode(self, x: Tensor) -> Tensor:
         """z = E_phi(x) [N, z_dim] for x [N, C, H, W] (the EMA encoder after training)."""
         return self.encoder(x)
 
+    def shift_start(self) -> int:
+        """First timestep of generation's grid that gets the shift: steps i - 1 >= int(stop_percent K) of
+        ``shift_ddim_sample_loop`` (i = 1..K over the map), i.e. grid index >= int(stop_percent K)."""
+        grid = self._grid()
+        k = int(self.cfg.sample_stop_percent * len(grid.t))
+        return int(grid.t[k]) if k < len(grid.t) else self.schedule.num_steps
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples [n, C, H, W]: z from the code Gaussian, then DDIM with eps_hat from CPU-drawn x_T."""
+        """n samples [n, C, H, W] in [-1, 1]: z from the code Gaussian, then PDAE's DDIM from CPU-drawn x_T."""
         z = self.code_moments.sample(n, generator)
         c, r = self.spec.channels, self.spec.resolution
         x_T = randn((n, c, r, r), generator, device=self.device)
-        return ddim_sample(self.eps_hat(z), x_T, self.schedule, self.cfg.sample_steps)
+        return self._decode(x_T, z, self.shift_start())
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
-        """x [N, C, H, W] -> z -> x_T by DDIM inversion with eps_hat(., z) -> DDIM decoding with the same z."""
+        """x [N, C, H, W] -> z -> x_T by DDIM inversion with eps_hat(., z) -> DDIM decoding with the same z
+        (``representation_learning_autoencoding``, in [-1, 1])."""
         z = self.encode(x)
-        x_T = ddim_encode(self.eps_hat(z), x, self.schedule, self.cfg.sample_steps)
-        return ddim_sample(self.eps_hat(z), x_T, self.schedule, self.cfg.sample_steps)
+        return self._decode(self._invert(x, z), z)
 
     @torch.no_grad()
     def traverse(self, x: Tensor, dim: int, values: Tensor) -> Tensor:
         """Decode x [N, C, H, W] (its inverted x_T kept) with z[:, dim] set to each of ``values`` [V]:
         [V, N, C, H, W]. All V·N images are decoded in one batch."""
         z = self.encode(x)
-        x_T = ddim_encode(self.eps_hat(z), x, self.schedule, self.cfg.sample_steps)
+        x_T = self._invert(x, z)
         v, n = len(values), len(x)
         zs = z.repeat(v, 1)
         zs[:, dim] = values.to(zs).repeat_interleave(n)
-        out = ddim_sample(self.eps_hat(zs), x_T.repeat(v, 1, 1, 1), self.schedule, self.cfg.sample_steps)
-        return out.view(v, n, *x.shape[1:])
+        return self._decode(x_T.repeat(v, 1, 1, 1), zs).view(v, n, *x.shape[1:])
+
+    def protocol(self) -> dict[str, str]:
+        """Sampler, inversion and generator of this instance (recorded with every number)."""
+        k = self.cfg.sample_steps
+        clip = "x0 clipped to [-1,1] each step" if self.cfg.clip_denoised else "no clipping"
+        return {
+            "sampler": f"PDAE DDIM K={k} (map = int(linspace(0, {self.schedule.num_steps - 1}, K + 1)): "
+                       f"{ddim.describe(self._grid())}), eta=0, {clip}, eps - sqrt(1 - ab_t) G",
+            "inversion": f"PDAE DDIM encode K={k}: {ddim.describe(self._grid(invert=True))}, {clip}",
+            "generator": f"z ~ Gaussian fitted to training codes (stand-in for PDAE's latent DPM), x_T ~ N(0, I), the "
+                         f"sampler with the shift on t >= {self.shift_start()} (stop_percent "
+                         f"{self.cfg.sample_stop_percent:g})",
+        }
+
+    def deviations(self) -> list[str]:
+        """What still differs from PDAE's CelebA-64 setting for this instance."""
+        out = ["PDAE's pre-trained DPM config is our choice (Diff-AE's CelebA-64 UNet): the official one is not public",
+               "generation draws z from a Gaussian fitted to training codes, not PDAE's latent DPM: FID is not the "
+               "paper's",
+               "training lengths are UNVERIFIED benchbench choices (500k DPM steps, 500k PDAE steps at batch 128)"]
+        if self.spec.family != "celeba":
+            out.append(f"PDAE has no run on {self.spec.family or self.spec.name}: the CelebA-64 setting is reused "
+                       f"(benchbench choice)")
+        return out + paper_differences(PRESETS, self.cfg, self.spec.family, "pdae")
 
     def pmg_model(self) -> tuple[Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]], Schedule]:
         """(predict, schedule) for the posterior-mean-gap metric: predict(x_t, t, x0) -> (eps_theta, eps_hat),

@@ -74,12 +74,18 @@ class TADSettings:
     """TAD and ATTRS (metrics.md §8).
 
     Attributes:
+        protocol: evaluation protocol (``benchbench.metrics.tad_protocols``): "benchbench" (default: the first
+            ``num_images`` test-split images, one pass, AUROC ``variant``), "infodiffusion" (the first
+            ``num_images`` train-split codes, 5-fold KFold, per-fold StandardScaler, exact AUROC on each training
+            fold, mean ± std over folds) or "disdiff" (``num_images`` images of the whole set drawn with seed 30,
+            raw codes, grid AUROC step 0.1). "infodiffusion" and "disdiff" fix the AUROC variant.
         variant: AUROC: "exact" (rank-based, InfoDiffusion), "nashae" (grid step 0.01), "disdiff" (step 0.1).
-        num_images: evaluation images (the first ``num_images`` of the test split; datasets.md §4).
+        num_images: evaluation images (which ones: see ``protocol``; datasets.md §4).
         auroc_threshold: an attribute is captured when its best AUROC is at least this.
         redundancy_threshold: attributes whose entropy another label reduces by more than this are dropped.
     """
 
+    protocol: str = "benchbench"
     variant: str = "exact"
     num_images: int = 10_000
     auroc_threshold: float = 0.75
@@ -91,12 +97,17 @@ class PMGSettings:
     """Posterior mean gap (metrics.md §10).
 
     Attributes:
-        num_images: images x_0 (drawn with seed ``eval.seed`` from the dataset).
-        grid: "default" (t = 0..20 and every 10th step) or "full" (all T steps).
+        protocol: "benchbench" (the settings below as given) or "pdae" (PDAE's figure, ``sampler/gap_measure.py``:
+            all T steps, uniform noise, 1,000 images drawn with replacement; it overrides grid, noise and
+            num_images, and the stored settings are the effective ones).
+        num_images: images x_0 (drawn with seed ``eval.seed`` from the dataset, without replacement).
+        grid: "default" (t = 0..20 and every 10th step) or "full" (all T steps). The scalar is the uniform mean
+            over all T steps either way: exact on "full", estimated on "default" by linear interpolation.
         noise: "gaussian" (default) or "uniform" (PDAE's figure quirk: torch.rand_like).
         batch_size: (image, t) pairs per denoiser call.
     """
 
+    protocol: str = "benchbench"
     num_images: int = 256
     grid: str = "default"
     noise: str = "gaussian"

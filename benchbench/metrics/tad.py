@@ -16,7 +16,11 @@ isjakewong/InfoDiffusion (``eval_disentanglement.py``). This module re-implement
 AUROC variants: ``exact`` (rank form of the Mann-Whitney statistic, ties count 1/2; equals
 ``roc_auc_score``), ``nashae`` (101 thresholds, step 0.01) and ``disdiff`` (11 thresholds, step 0.1).
 The grid variants are biased upward and give dims whose range is at most 0.2 an AUROC of 0.5, so the
-three give different numbers; the variant is stored beside every TAD value.
+three give different numbers; the grid variants run in float32, as the reference's torch code (pinned against
+DisDiff's ``ae_utils_exp.aurocs`` in tests/test_tad_protocols.py). The variant is stored beside every TAD value.
+Which rows are scored and how codes are prepared (one pass on test images, InfoDiffusion's 5-fold protocol,
+DisDiff's raw codes) is the protocol's business: ``benchbench.metrics.tad_protocols`` (``eval.tad.protocol``),
+stored beside every value too.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from scipy.stats import rankdata
 from benchbench.errors import ConfigError, MetricInputError
 from benchbench.metrics.base import MetricResult
 from benchbench.metrics.settings import TADSettings
+from benchbench.metrics.tad_protocols import evaluation_rows, get_protocol, kfold_tad, resolve_settings
 from benchbench.registry import register_metric
 
 # Threshold step of each grid variant (NashAE ``calculate_auroc(stepsize=0.01)``; DisDiff uses 0.1).
@@ -108,10 +113,14 @@ def _grid_auroc(
     """
     n, d = codes.shape
     k = attributes.shape[1]
-    grid = np.arange(0.0, 1.0001, step)  # [T]
+    # float32 throughout, as the reference's torch code: its codes, min/max, range test and thresholds
+    # thr = t * (max - min) + min are float32 (t from torch.arange, computed in double and rounded), so a threshold
+    # can round past the extreme code; float64 here would move such a code across it (up to 1 / P in TPR).
+    grid = np.arange(0.0, 1.0001, step).astype(np.float32)  # [T]
     num_t = len(grid)
+    codes = codes.astype(np.float32)
     lo, hi = codes.min(axis=0), codes.max(axis=0)
-    wide = np.flatnonzero(hi - lo > MIN_GRID_RANGE)
+    wide = np.flatnonzero(hi - lo > np.float32(MIN_GRID_RANGE))
     u = np.full((k, d), 0.5)
     weights = np.column_stack([np.ones(n), attributes])  # [N, 1 + K]: every code, then each attribute's
     block = max(1, _GRID_BLOCK_CELLS // n)
@@ -119,7 +128,7 @@ def _grid_auroc(
         dims = wide[start : start + block]
         bucket = np.empty((n, dims.size), dtype=np.int64)
         for b, j in enumerate(dims):
-            bucket[:, b] = np.searchsorted(lo[j] + grid * (hi[j] - lo[j]), codes[:, j], side="right")
+            bucket[:, b] = np.searchsorted(grid * (hi[j] - lo[j]) + lo[j], codes[:, j], side="right")
         bucket += (num_t + 1) * np.arange(dims.size)  # row of (dim b, bucket g) in the count matrix
         indicator = sparse.csc_matrix(  # [(T + 1) B, N]: column i has a 1 in each dim's bucket of row i
             (np.ones(bucket.size), bucket.ravel(), np.arange(0, bucket.size + 1, dims.size)),
@@ -275,10 +284,15 @@ def tad(
 def tad_from_arrays(codes: np.ndarray, attributes: np.ndarray, settings: TADSettings, seed: int) -> MetricResult:
     """TAD on arrays given directly (``benchbench score --attributes``); attributes named attr0, attr1, ...
 
+    The rows are the evaluation set as given, except under ``protocol=infodiffusion``, which scores the first
+    ``num_images`` rows (the official ``a[:10000]``; give train-split codes in dataset order).
+
     Returns:
         the same :class:`MetricResult` as :func:`tad_metric`.
     """
     k = np.shape(attributes)[1] if np.ndim(attributes) == 2 else 0
+    if get_protocol(settings.protocol).folds:
+        codes, attributes = np.asarray(codes)[: settings.num_images], np.asarray(attributes)[: settings.num_images]
     return tad_metric(codes, attributes, tuple(f"attr{i}" for i in range(k)), settings, seed)
 
 
@@ -289,22 +303,32 @@ def tad_from_arrays(codes: np.ndarray, attributes: np.ndarray, settings: TADSett
     settings_key="tad",
     label="TAD",
     arrays=tad_from_arrays,
+    resolve=resolve_settings,
+    rows=evaluation_rows,
 )
 def tad_metric(
     codes: np.ndarray, attributes: np.ndarray, attr_names: tuple[str, ...], settings: TADSettings, seed: int
 ) -> MetricResult:
-    """Registered wrapper: TAD of the evaluation set the evaluator picked (every row, no randomness).
+    """Registered wrapper: TAD of the evaluation set the evaluator picked, under ``settings.protocol``.
 
     Args:
-        codes: [N, D] codes of the evaluation images.
+        codes: [N, D] codes of the evaluation images (the rows ``tad_protocols.evaluation_rows`` chose).
         attributes: [N, K] binary attributes of the same images.
         attr_names: K attribute names.
-        settings: variant and thresholds (``num_images`` is the evaluator's business).
-        seed: unused (TAD draws nothing); accepted for the common metric signature.
+        settings: protocol, variant and thresholds (``num_images`` is the evaluator's business).
+        seed: unused (TAD draws nothing; the folds have their own fixed seed); accepted for the common signature.
     Returns:
-        value = TAD; extras: attrs (int), variant, attributes (the per-attribute detail, with names).
+        value = TAD (the mean over folds for a cross-validated protocol); extras: attrs, variant, protocol and
+        either ``attributes`` (the per-attribute detail, one pass) or tad_std, attrs_std and ``folds``
+        (per-fold TAD, ATTRS and kept attributes).
     """
     del seed
+    settings = resolve_settings(settings)
+    proto = get_protocol(settings.protocol)
+    if proto.folds:
+        out = kfold_tad(codes, attributes, settings, attr_names, proto.folds)
+        return MetricResult(out.pop("tad"), {**out, "variant": settings.variant, "protocol": proto.name,
+                                             "rows": int(np.shape(codes)[0])})
     out = tad(
         codes,
         attributes,
@@ -313,9 +337,8 @@ def tad_metric(
         redundancy_threshold=settings.redundancy_threshold,
         attr_names=attr_names,
     )
-    return MetricResult(
-        out["tad"], {"attrs": out["attrs"], "variant": settings.variant, "attributes": out["per_attribute"]}
-    )
+    return MetricResult(out["tad"], {"attrs": out["attrs"], "variant": settings.variant, "protocol": proto.name,
+                                     "rows": int(np.shape(codes)[0]), "attributes": out["per_attribute"]})
 
 
 def _check_variant(variant: str) -> None:

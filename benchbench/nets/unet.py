@@ -45,8 +45,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchbench.nets.attention import AttentionBlock, group_norm
+from benchbench.nets.resblock import BlockLayout, CondMode, ResBlock, zero_init
 
-CondMode = Literal["scale", "scale_shift"]
+__all__ = ["BlockLayout", "CondMode", "ResBlock", "SemanticEncoder", "SemanticEncoderConfig", "UNet", "UNetConfig",
+           "UNetDecoder", "UNetEncoder", "skip_channels", "timestep_embedding"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class UNetConfig:
     ``attention_resolutions`` are feature-map sides (16 means the 16×16 level of a 64×64 input).
     ``time_embed_dim`` None means 4·base_channels (256 at base 64); Diff-AE's CelebA-64 config sets 512 explicitly.
     ``cond_dim`` is the size of the conditioning vector z (0: unconditioned); ``cond_mode`` as in the module doc.
+    ``block_layout`` picks the ResBlock (:mod:`benchbench.nets.resblock`): "adm", or "infodiffusion_dev"
+    (InfoDiffusion's dev-branch four-conv block, which needs ``resblock_updown=False``: its resampling is plain convs).
     """
 
     in_channels: int = 3
@@ -72,10 +76,15 @@ class UNetConfig:
     cond_dim: int = 0
     cond_mode: CondMode = "scale"
     num_groups: int = 32
+    block_layout: BlockLayout = "adm"
 
     def __post_init__(self) -> None:
         if self.cond_mode not in ("scale", "scale_shift"):
             raise ValueError(f"cond_mode must be 'scale' or 'scale_shift', got {self.cond_mode!r}")
+        if self.block_layout not in ("adm", "infodiffusion_dev"):
+            raise ValueError(f"block_layout must be 'adm' or 'infodiffusion_dev', got {self.block_layout!r}")
+        if self.block_layout == "infodiffusion_dev" and self.resblock_updown:
+            raise ValueError("block_layout 'infodiffusion_dev' needs resblock_updown=False (plain conv resampling)")
         if self.resolution % 2 ** (len(self.channel_mult) - 1):
             raise ValueError(f"resolution {self.resolution} not divisible by 2^{len(self.channel_mult) - 1}")
 
@@ -104,93 +113,6 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
     return F.pad(emb, (0, 1)) if dim % 2 else emb
 
 
-def _zero(module: nn.Conv2d) -> nn.Conv2d:
-    nn.init.zeros_(module.weight)
-    if module.bias is not None:
-        nn.init.zeros_(module.bias)
-    return module
-
-
-class ResBlock(nn.Module):
-    """BigGAN-style residual block with AdaGN time and code modulation (Dhariwal & Nichol 2021, Sec. 3).
-
-    x -> GN, SiLU, [resample], conv3x3 -> modulate (module doc) -> SiLU, dropout, zero conv3x3 -> + skip(x),
-    where skip is the identity, or a 1x1 conv when the channel count changes (after the same resampling).
-
-    Args:
-        channels: input channels C.
-        out_channels: output channels (default C).
-        emb_dim: time-embedding width; 0 disables the time modulation (plain GN, the semantic encoder).
-        cond_dim: code width; 0 disables the code modulation.
-        cond_mode: "scale" (Diff-AE) or "scale_shift" (PDAE / DisDiff).
-        dropout: dropout before the last conv.
-        num_groups: GroupNorm groups (clipped to divide the channels).
-        resample: None, "up" (nearest x2) or "down" (average pool /2), applied to both branches.
-    """
-
-    def __init__(
-        self,
-        channels: int,
-        out_channels: int | None = None,
-        *,
-        emb_dim: int = 0,
-        cond_dim: int = 0,
-        cond_mode: CondMode = "scale",
-        dropout: float = 0.0,
-        num_groups: int = 32,
-        resample: Literal["up", "down"] | None = None,
-    ) -> None:
-        super().__init__()
-        out = out_channels or channels
-        self.resample = resample
-        self.cond_mode = cond_mode
-        self.in_norm = group_norm(channels, num_groups)
-        self.in_conv = nn.Conv2d(channels, out, 3, padding=1)
-        self.emb_proj = nn.Linear(emb_dim, 2 * out) if emb_dim else None
-        self.cond_proj = nn.Linear(cond_dim, (2 if cond_mode == "scale_shift" else 1) * out) if cond_dim else None
-        if self.cond_proj is not None:
-            nn.init.zeros_(self.cond_proj.bias)  # z = 0 -> unconditioned block
-        self.out_norm = group_norm(out, num_groups)
-        self.dropout = nn.Dropout(dropout)
-        self.out_conv = _zero(nn.Conv2d(out, out, 3, padding=1))
-        self.skip = nn.Identity() if out == channels else nn.Conv2d(channels, out, 1)
-
-    def _resample(self, x: Tensor) -> Tensor:
-        if self.resample == "up":
-            return F.interpolate(x, scale_factor=2.0, mode="nearest")
-        if self.resample == "down":
-            return F.avg_pool2d(x, 2)
-        return x
-
-    def modulate(self, h: Tensor, emb: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        """AdaGN: GN(h) (1 + t_s) + t_b, then the code modulation. h [N, C', H, W], emb [N, E], z [N, Z]."""
-        h = self.out_norm(h)
-        if self.emb_proj is not None:
-            if emb is None:
-                raise ValueError("this block is time-conditioned: pass emb")
-            t_s, t_b = self.emb_proj(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
-            h = h * (1 + t_s) + t_b
-        if self.cond_proj is None:
-            if z is not None:
-                raise ValueError("this block has cond_dim = 0 but z was given")
-            return h
-        if z is None:
-            raise ValueError("this block is code-conditioned (cond_dim > 0): pass z")
-        z_mod = self.cond_proj(F.silu(z))[:, :, None, None]
-        if self.cond_mode == "scale":
-            return h * (1 + z_mod)  # Diff-AE: scale only (methods.md §4, hazard 7)
-        z_s, z_b = z_mod.chunk(2, dim=1)
-        return h * (1 + z_s) + z_b  # PDAE shift_unet / DisDiff openaimodel_shift
-
-    def forward(self, x: Tensor, emb: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        """x [N, C, H, W] -> [N, C_out, H', W'] (H' = 2H up, H/2 down, else H)."""
-        h = self._resample(F.silu(self.in_norm(x)))
-        x = self._resample(x)
-        h = self.modulate(self.in_conv(h), emb, z)
-        h = self.out_conv(self.dropout(F.silu(h)))
-        return self.skip(x) + h
-
-
 class Stage(nn.ModuleList):
     """A sequence of blocks; ResBlocks receive (emb, z), the others only the features."""
 
@@ -211,11 +133,14 @@ class _Blocks:
     num_groups: int
     num_heads: int
     resblock_updown: bool
+    single_conv: bool = False
+    layout: BlockLayout = "adm"
 
     def res(self, c_in: int, c_out: int, resample: Literal["up", "down"] | None = None) -> ResBlock:
         return ResBlock(
             c_in, c_out, emb_dim=self.emb_dim, cond_dim=self.cond_dim, cond_mode=self.cond_mode,
-            dropout=self.dropout, num_groups=self.num_groups, resample=resample,
+            dropout=self.dropout, num_groups=self.num_groups, resample=resample, single_conv=self.single_conv,
+            layout=self.layout,
         )  # fmt: skip
 
     def attn(self, ch: int) -> AttentionBlock:
@@ -237,7 +162,8 @@ class _Blocks:
 
 def _blocks(cfg: UNetConfig) -> _Blocks:
     return _Blocks(
-        cfg.embed_dim, cfg.cond_dim, cfg.cond_mode, cfg.dropout, cfg.num_groups, cfg.num_heads, cfg.resblock_updown
+        cfg.embed_dim, cfg.cond_dim, cfg.cond_mode, cfg.dropout, cfg.num_groups, cfg.num_heads, cfg.resblock_updown,
+        layout=cfg.block_layout,
     )
 
 
@@ -322,7 +248,7 @@ class UNetDecoder(nn.Module):
                     res *= 2
                 self.blocks.append(Stage(blocks))
         self.out = nn.Sequential(
-            group_norm(ch, cfg.num_groups), nn.SiLU(), _zero(nn.Conv2d(ch, cfg.out_channels, 3, padding=1))
+            group_norm(ch, cfg.num_groups), nn.SiLU(), zero_init(nn.Conv2d(ch, cfg.out_channels, 3, padding=1))
         )
 
     def forward(self, h: Tensor, skips: list[Tensor], emb: Tensor, z: Tensor | None = None) -> Tensor:
@@ -356,7 +282,10 @@ class UNet(nn.Module):
 
 @dataclass(frozen=True)
 class SemanticEncoderConfig:
-    """Diff-AE's semantic encoder for 64×64 data (methods.md §4). Diff-AE passes the UNet's dropout (0.1)."""
+    """Diff-AE's semantic encoder for 64×64 data (methods.md §4; ``BeatGANsEncoderModel`` with
+    ``use_time_condition=False``). Its blocks are unconditioned, so they have one conv and no dropout: Diff-AE
+    passes the UNet's dropout (0.1) to them, where it has no effect, and this config has no dropout field.
+    The CelebA-64 defaults give 19,320,512 parameters, the official encoder's count."""
 
     in_channels: int = 3
     resolution: int = 64
@@ -366,21 +295,22 @@ class SemanticEncoderConfig:
     attention_resolutions: tuple[int, ...] = (16,)
     out_dim: int = 512
     num_groups: int = 32
-    dropout: float = 0.0
     num_heads: int = 1
     resblock_updown: bool = True
 
 
 class SemanticEncoder(nn.Module):
-    """z_sem = Enc(x_0): a time-free UNet encoder half, middle block, GN, SiLU, average pool, 1x1 conv
-    (Preechakul et al. 2022, Sec. 3.1; Diff-AE's ``adaptivenonzero`` pooling head, default init)."""
+    """z_sem = Enc(x_0): a time-free UNet encoder half of single-conv ResBlocks (:class:`ResBlock`), middle block,
+    GN, SiLU, average pool, 1x1 conv (Preechakul et al. 2022, Sec. 3.1; Diff-AE's ``adaptivenonzero`` pooling head,
+    default init). The down-sampling blocks are single-conv ResBlocks too (``resblock_updown``) or, without it, a
+    stride-2 conv3x3 (``Downsample(use_conv=True)``)."""
 
     def __init__(self, cfg: SemanticEncoderConfig) -> None:
         super().__init__()
         self.cfg = cfg
         if cfg.resolution % 2 ** (len(cfg.channel_mult) - 1):
             raise ValueError(f"resolution {cfg.resolution} not divisible by 2^{len(cfg.channel_mult) - 1}")
-        f = _Blocks(0, 0, "scale", cfg.dropout, cfg.num_groups, cfg.num_heads, cfg.resblock_updown)
+        f = _Blocks(0, 0, "scale", 0.0, cfg.num_groups, cfg.num_heads, cfg.resblock_updown, single_conv=True)
         self.blocks = _input_stages(f, cfg)
         ch = cfg.base_channels * cfg.channel_mult[-1]
         self.middle = f.middle(ch)

@@ -25,6 +25,7 @@ from benchbench import store
 from benchbench.errors import BenchbenchError
 from benchbench.report.frame import GROUP, incomplete_and_failed, load_frame, select
 from benchbench.report.latex import render_combined_latex, render_latex
+from benchbench.report.notes import deviation_notes
 from benchbench.report.paper import combined_tables
 from benchbench.report.tables import Table, build_tables
 from benchbench.report.text import render_combined_markdown, render_csv, render_markdown, render_seeds_csv
@@ -91,6 +92,8 @@ def make_report(out: Path, fmt: str = "latex", write: bool = True, paper: bool =
     df = select(df, presets, methods, datasets, metrics)
     filters = {"preset": presets, "method": methods, "dataset": datasets}
     tables = build_tables(df, paper)
+    for t in tables:  # each run group's recorded deviations from the paper setting, as table notes
+        t.notes += deviation_notes(out, t)
     combined = combined_tables(tables, paper)
     files: dict[Path, bytes] = {}
     if fmt == "csv":

@@ -35,8 +35,8 @@ def _cell(table: Table, col: Column, row: Row) -> dict[str, Any]:
 
 def _grid(table: Table) -> dict[str, Any]:
     arrows = {True: " ↑", False: " ↓", None: ""}
-    heads = ["Method", "n"] + [c.title() + (f" ({table.unit(c)})" if table.unit(c) else "") + arrows[c.higher_is_better]
-                               for c in table.columns]
+    heads = ["Method", "n"] + [table.column_title(c) + (f" ({table.unit(c)})" if table.unit(c) else "")
+                               + arrows[c.higher_is_better] for c in table.columns]
     rows = [{"label": r.label, "kind": r.kind, "cells": [{"text": str(r.n) if r.kind != "reported" else "n/a",
                                                           "sort": str(r.n), "rank": 0}]
              + [_cell(table, c, r) for c in table.columns]} for r in table.rows]

@@ -31,7 +31,7 @@ def escape(text: str) -> str:
 def _head(table: Table, col: Column) -> str:
     e = table.fmt(col).exponent
     unit = f" ($\\times 10^{{{e}}}$)" if e else ""
-    return escape(col.title()) + unit + _ARROWS[col.higher_is_better]
+    return escape(table.column_title(col)) + unit + _ARROWS[col.higher_is_better]
 
 
 def _cell(table: Table, col: Column, row: Row) -> str:

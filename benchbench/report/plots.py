@@ -65,7 +65,7 @@ def comparison_figure(table: Table) -> Figure:
                     transform=ax.transAxes, ha="center", va="center", wrap=True, color="0.4", fontsize=6)
             ax.set_yticks([])
         arrow = {True: " (↑ better)", False: " (↓ better)", None: ""}[col.higher_is_better]
-        ax.set_title(col.title())
+        ax.set_title(table.column_title(col))
         ax.set_ylabel(f"{col.label}{arrow}")
         ax.set_xticks(range(len(rows)), [r.label for r in rows], rotation=35, ha="right")
         ax.set_xlim(-0.6, len(rows) - 0.4)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from benchbench import published, registry
+from benchbench import published
 from benchbench.errors import BenchbenchError
 from benchbench.report.frame import GROUP, display_name, is_reference
 
@@ -66,9 +66,11 @@ class Column:
     sig: str
     label: str
     higher_is_better: bool | None
+    qualifier: str = ""  # e.g. "protocol=infodiffusion" for a column holding a published number alone
 
     def title(self) -> str:
-        return f"{self.label} ({self.mode})" if self.mode else self.label
+        title = f"{self.label} ({self.mode})" if self.mode else self.label
+        return f"{title} [{self.qualifier}]" if self.qualifier else title
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Cell:
     rank: int = 0
     degenerate: str = ""
     sign: bool = False  # differences print their sign
+    mark: str = ""  # "*": published under a protocol we only approximate (see the notes)
 
 
 @dataclass
@@ -116,6 +119,18 @@ class Table:
 
     def title(self) -> str:
         return f"{self.dataset}, {self.preset} preset" + (f" ({self.variant})" if self.variant else "")
+
+    def column_title(self, col: Column) -> str:
+        """The column's title; where the table holds several columns of one metric (a published number under a
+        protocol none of our runs used), each names the settings in which it differs from the others."""
+        rivals = [c for c in self.columns if c.metric == col.metric and c != col]
+        if not rivals or col.qualifier:
+            return col.title()
+        mine = json.loads(col.sig) if col.sig else {}
+        theirs = [json.loads(c.sig) if c.sig else {} for c in rivals]
+        keys = sorted(k for k in mine if any(k in t and t[k] != mine[k] for t in theirs))
+        qual = ", ".join(f"{k}={mine[k]}" for k in keys)
+        return f"{col.title()} [{qual}]" if qual else col.title()
 
     def fmt(self, col: Column) -> Fmt:
         return self.formats.get(col, Fmt())
@@ -283,16 +298,14 @@ def add_reported(table: Table) -> None:
         why = "synthetic look-alike data" if table.synthetic else "no published numbers for this dataset"
         table.notes.append(f"--paper: no published numbers shown ({why}).")
         return
-    for r in entries:
-        if not any(c.metric == r.metric for c in table.columns):
-            meta = registry.metrics.get(r.metric).meta if r.metric in registry.metrics else {}
-            table.columns.append(Column(r.metric, "", "", meta.get("label", r.metric), meta.get("higher_is_better")))
-    column = {r.metric: next(c for c in table.columns if c.metric == r.metric) for r in entries}
+    from benchbench.report.notes import paired_column, paired_protocol_notes
+
+    column = {id(r): paired_column(table, r) for r in entries}  # protocol-aware: TAD beside TAD of its protocol
     reported: dict[str, Row] = {}
     for r in entries:
         row = reported.setdefault(r.method, Row(f"{r.label} (reported)", "published", 0, kind="reported",
                                                 method=r.method))
-        row.cells[column[r.metric]] = Cell(r.mean, r.std, 1, 1)
+        row.cells[column[id(r)]] = Cell(r.mean, r.std, 1, 1, mark="" if published.exact_protocol(r) else "*")
     deltas = []
     for row in table.rows:
         pub = reported.get(row.method)
@@ -302,7 +315,7 @@ def add_reported(table: Table) -> None:
         for col, cell in row.cells.items():
             ref = pub.cells.get(col)
             if ref is not None:
-                delta.cells[col] = Cell(cell.mean - ref.mean, None, 1, 1, sign=True)
+                delta.cells[col] = Cell(cell.mean - ref.mean, None, 1, 1, sign=True, mark=ref.mark)
         if delta.cells:
             deltas.append(delta)
     table.rows += [*reported.values(), *deltas]
@@ -311,6 +324,7 @@ def add_reported(table: Table) -> None:
     for proto in dict.fromkeys(r.protocol for r in entries):
         users = sorted({f"{r.label} ({r.status}; {r.source})" for r in entries if r.protocol == proto})
         table.notes.append(f"Published protocol: {proto}. Sources: {'; '.join(users)}.")
+    table.notes += paired_protocol_notes(table, entries, column)
 
 
 def cell_parts(table: Table, col: Column, cell: Cell) -> tuple[str, str | None, str]:
@@ -320,7 +334,7 @@ def cell_parts(table: Table, col: Column, cell: Cell) -> tuple[str, str | None, 
     mean = fmt(cell.mean, cell.sign)
     std = None if cell.std is None else fmt(cell.std)
     suffix = "" if cell.count == cell.row_n else f" (n={cell.count})"
-    return mean, std, suffix + (DEGENERATE_MARK if cell.degenerate else "")
+    return mean, std, suffix + cell.mark + (DEGENERATE_MARK if cell.degenerate else "")
 
 
 def cell_text(table: Table, col: Column, cell: Cell | None, pm: str, none: str) -> str:

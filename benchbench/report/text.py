@@ -32,6 +32,8 @@ def _md_cell(table: Table, col, row: Row) -> str:
     text = cell_text(table, col, cell, " ± ", "n/a")
     if cell is None:
         return text
+    if row.kind in ("reported", "floor") or cell.rank:
+        text = text.replace("*", r"\*")  # a protocol mark inside emphasis stays literal
     if row.kind in ("reported", "floor"):
         return f"*{text}*"
     return f"**{text}**" if row.kind == "run" and cell.rank == 1 else \
@@ -47,7 +49,7 @@ def render_markdown(table: Table, figure: str | None = None) -> str:
     relative to the tables folder."""
     from benchbench.report.latex import caption
 
-    head = ["Method", "n"] + [_esc(c.title()) + (f" ({table.unit(c)})" if table.unit(c) else "")
+    head = ["Method", "n"] + [_esc(table.column_title(c)) + (f" ({table.unit(c)})" if table.unit(c) else "")
                               + _ARROWS[c.higher_is_better] for c in table.columns]
     lines = [f"## {table.title()}", "", "| " + " | ".join(head) + " |",
              "|" + "|".join([":--", "--:"] + ["--:"] * len(table.columns)) + "|"]
