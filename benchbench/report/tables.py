@@ -256,7 +256,7 @@ def _rows(part: pd.DataFrame, by_key: dict[tuple[str, str, str], Column]) -> lis
     for row in rows:  # labels that still collide (no config to tell them apart) get their config hash
         if seen[row.label] > 1:
             row.label = f"{row.label} ({row.config_hash})"
-    return sorted(rows, key=lambda r: r.kind == "floor")  # references last; stable otherwise
+    return sorted(rows, key=lambda r: (r.kind == "floor", r.method, r.label))  # floor last, defaults first
 
 
 def build_tables(df: pd.DataFrame, paper: bool = False) -> list[Table]:
