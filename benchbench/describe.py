@@ -1,20 +1,24 @@
 """``benchbench describe``: what a run would be, without training anything or reading the dataset's files.
 
 It resolves the config exactly as ``benchbench run`` does, takes the dataset's facts from the registry (real datasets
-register ``spec_facts``; synthetic ones are procedural and cheap to open), builds the method on PyTorch's meta device
-(no memory, no initialisation; a stage such as PDAE's frozen DPM is built the same way, with its random weights
-standing in for the trained ones) and reports the config, the protocol and deviation record every ``result.json`` of
-that run will carry (:mod:`benchbench.protocols`), the metrics it would compute, and the trainable and frozen
-parameters of each module.
+register ``spec_facts``; synthetic ones are procedural and cheap to open), builds the method with its parameters on
+PyTorch's meta device (no memory, no initialisation; buffers and noise schedules stay concrete CPU tensors, so a
+method's ``protocol()`` can read its sampler grid; a stage such as PDAE's frozen DPM is built the same way, its random
+weights standing in for the trained ones) and reports the config, the protocol and deviation record every
+``result.json`` of that run will carry (:mod:`benchbench.protocols`), the metrics it would compute, and the trainable
+and frozen parameters of each module.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from benchbench import protocols, stages
 from benchbench.config import config_hash, resolve, to_dict
@@ -32,6 +36,7 @@ class _RandomArtifact:
 
     def load_state(self, online: bool = False) -> dict[str, torch.Tensor]:
         """The same random state for the EMA and the non-EMA (``online``) weights."""
+        del online
         return self.state
 
     def record(self) -> dict[str, str]:
@@ -56,10 +61,29 @@ def _random_stages(requests: dict[str, stages.StageRequest], spec: DataSpec) -> 
     return out
 
 
+@contextmanager
+def _parameters_on_meta() -> Iterator[None]:
+    """Every parameter registered meanwhile moves to the meta device as soon as it is made (peak memory: one layer);
+    buffers and plain tensors (noise schedules, which ``protocol()`` reads) stay on the CPU."""
+    register = nn.Module.register_parameter
+
+    def to_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        register(module, name, param)
+        if param is not None and param.device.type != "meta":
+            module._parameters[name] = nn.Parameter(param.detach().to("meta"), requires_grad=param.requires_grad)
+
+    nn.Module.register_parameter = to_meta  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register  # type: ignore[method-assign]
+
+
 def build(method: str, cfg: Any, spec: DataSpec, device: str = "meta") -> torch.nn.Module:
-    """The method of ``cfg`` with random weights (its stages too), on ``device`` ("meta": shapes only)."""
+    """The method of ``cfg`` with random weights (its stages too): parameters on the meta device (shapes only) for
+    ``device="meta"``, else on ``device``."""
     entry = methods.get(method)
-    with torch.device(device):
+    with _parameters_on_meta() if device == "meta" else torch.device(device):
         requests = entry.meta["stages"](cfg) if entry.meta.get("stages") else {}
         if requests:
             return entry.obj(cfg.model, spec, stages=_random_stages(requests, spec))
@@ -113,7 +137,7 @@ def describe(method: str, dataset: str, preset: str = "paper", overrides: tuple[
         check(cfg.model, spec)
     names, skipped = select_metrics(spec, cfg.eval, entry.obj)
     try:
-        model, where = build(method, cfg, spec, "meta"), "meta device (shapes only, no weights)"
+        model, where = build(method, cfg, spec, "meta"), "meta device (parameters as shapes only, no weights)"
     except (RuntimeError, NotImplementedError):  # an op the meta device lacks: random CPU weights instead
         model, where = build(method, cfg, spec, "cpu"), "cpu (random weights)"
     record = protocols.record(cfg, spec, model, names)

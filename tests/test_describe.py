@@ -88,3 +88,8 @@ def test_every_method_describes_at_paper_size(method: str, dataset: str) -> None
 def test_diffae_paper_semantic_encoder_count() -> None:
     # phizaz/diffae BeatGANsEncoderModel at CelebA-64 (issue 11 acceptance)
     assert _modules(describe("diffae", "celeba", "paper"))["encoder"] == (19_320_512, 0)
+
+
+def test_stage_parts_are_listed_outside_the_total() -> None:
+    info = describe("disdiff", "shapes3d", "smoke")  # a stage artifact asked for its online weights
+    assert _modules(info)["frozen"][0] == 0 and any(r["module"] == "frozen.unet" for r in info["modules"])
