@@ -39,10 +39,10 @@ def test_factorvae_on_the_floor(data, standardize: bool) -> None:
     res = evaluate(_floor(data, standardize), data, cfg, ["factorvae"], torch.device("cpu"), log=lambda s: None)
     res = res["factorvae"]
     if standardize:  # every dimension is active and the score is a chance accuracy above the 0 fallback
-        assert res["extras"]["num_active_dims"] == 10
+        assert res["extras"]["num_active_dims"] == 10 and res["code_rule"] == "standardized"
         assert 0.0 < res["value"] < 0.9
     else:  # the degenerate fallback the report flags
-        assert res["extras"]["num_active_dims"] == 0 and res["value"] == 0.0
+        assert res["extras"]["num_active_dims"] == 0 and res["value"] == 0.0 and res["code_rule"] == "raw"
 
 
 def test_floor_is_registered_as_a_reference_with_standardised_codes_by_default() -> None:

@@ -26,6 +26,7 @@ import numpy as np
 
 from benchbench.baselines.beta_vae import BetaVAE, BetaVAEConfig
 from benchbench.config import Preset, TrainConfig
+from benchbench.datasets.base import DataSpec
 from benchbench.method import standardize_codes
 from benchbench.registry import register_method
 
@@ -59,6 +60,13 @@ PRESETS = {
 )
 class RandomFloor(BetaVAE):
     """A :class:`BetaVAE` that is only ever used at initialisation (all presets train for 0 steps)."""
+
+    code_rule = "standardized"  # benchbench.method.CODE_RULES; "raw" for an instance with standardize_codes=False
+
+    def __init__(self, cfg: BetaVAEConfig, spec: DataSpec) -> None:
+        super().__init__(cfg, spec)
+        if not getattr(cfg, "standardize_codes", True):
+            self.code_rule = "raw"
 
     def code_postprocess(self, codes: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         """codes [M, D] -> transform for codes [N, D]: z-normalisation, or the identity when switched off."""
