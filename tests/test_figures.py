@@ -127,7 +127,7 @@ def test_comparison_plot_is_labelled(tmp_path: Path) -> None:
     assert len(axes) == len(table.columns)
     for ax, col in zip(axes, table.columns):
         assert ax.get_title() == table.column_title(col) and ax.get_ylabel().startswith(col.label)
-        assert [t.get_text() for t in ax.get_xticklabels()][:2] == [r.label for r in table.rows][:2]
+        assert [t.get_text().replace("\n", " ") for t in ax.get_xticklabels()][:2] == [r.label for r in table.rows][:2]
         assert ax.get_xlabel() == "method"
     assert _title(fig).startswith(table.title())
     assert any("random floor" in t for t in _texts(fig))

@@ -9,6 +9,7 @@ position). Degenerate values (``‡`` in the table) are drawn as crosses.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,8 @@ def comparison_figure(table: Table) -> Figure:
     rows = _positions(table)
     ncols = max(1, min(4, len(cols)))
     nrows = max(1, math.ceil(len(cols) / ncols))
-    fig = plotstyle.figure(max(3.0, 2.3 * ncols), 0.6 + 2.4 * nrows)
+    tall = max((textwrap.fill(r.label, 18).count("\n") + 1 for r in rows), default=1)  # room for wrapped labels
+    fig = plotstyle.figure(max(3.0, 2.3 * ncols), 0.6 + (2.4 + 0.25 * tall) * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     rng = np.random.default_rng(0)
     for ax, col in zip(axes, cols):
@@ -67,7 +69,7 @@ def comparison_figure(table: Table) -> Figure:
         arrow = {True: " (↑ better)", False: " (↓ better)", None: ""}[col.higher_is_better]
         ax.set_title(table.column_title(col))
         ax.set_ylabel(f"{col.label}{arrow}")
-        ax.set_xticks(range(len(rows)), [r.label for r in rows], rotation=35, ha="right")
+        ax.set_xticks(range(len(rows)), [textwrap.fill(r.label, 18) for r in rows], rotation=35, ha="right")
         ax.set_xlim(-0.6, len(rows) - 0.4)
         ax.set_xlabel("method")
         handles, labels = ax.get_legend_handles_labels()
