@@ -11,6 +11,8 @@ from benchbench.errors import BenchbenchError
 
 OUT = click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
                    help="Results folder.")
+SEEDS = click.option("--seeds", default="1", show_default=True,
+                      help="N = seeds 0..N-1; or a range 3-7, a list 0,2,5, or both 0,3-5.")
 DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
                         help="Dataset folder (default: $BENCHBENCH_DATA or ~/.cache/benchbench).")
 
@@ -24,25 +26,28 @@ def cli() -> None:
 @cli.command()
 @click.option("--method", required=True, help="Registered method, e.g. betavae (see `benchbench list`).")
 @click.option("--dataset", required=True, help="Registered dataset, e.g. shapes3d or shapes3d-synth.")
-@click.option("--seeds", type=int, default=1, show_default=True, help="Run seeds 0..N-1.")
-@click.option("--preset", default="paper", show_default=True, help="smoke | quick | paper.")
+@SEEDS
+@click.option("--preset", default=None,
+              help="smoke | quick | paper (default: paper with a GPU; quick, with a notice, on a CPU-only machine).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Typed config override, e.g. --set train.lr=2e-4; repeatable.")
 @click.option("--metrics", default=None, help="Comma-separated metric names (default: all that apply).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda.")
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--no-progress", is_flag=True,
+              help="Plain progress lines every $BENCHBENCH_PROGRESS_SECONDS (30) s instead of bars (also off a TTY).")
 @click.option("--gpus", type=int, default=0, show_default=True,
               help="Data-parallel over this many GPUs of this node: starts the same command under torchrun.")
 @OUT
 @DATA_DIR
-def run(method: str, dataset: str, seeds: int, preset: str, overrides: tuple[str, ...], metrics: str | None,
+def run(method: str, dataset: str, seeds: str, preset: str | None, overrides: tuple[str, ...], metrics: str | None,
         device: str, no_progress: bool, gpus: int, out: Path, data_dir: Path | None) -> None:
     """Train METHOD on DATASET for each seed, score it with every applicable metric, store the results.
 
-    Completed seeds are skipped; interrupted ones resume from their last checkpoint. Under torchrun (or with
-    --gpus K) every rank trains on its part of each batch and rank 0 scores and writes.
+    Completed seeds are skipped; interrupted ones (Ctrl-C writes a checkpoint) resume from their last checkpoint.
+    Under torchrun (or with --gpus K) every rank trains on its part of each batch and rank 0 scores and writes.
     """
     from benchbench import distributed, runner
+    from benchbench.cliparse import parse_seeds
 
     if gpus:
         _launch_torchrun(gpus, device)
@@ -54,7 +59,7 @@ def run(method: str, dataset: str, seeds: int, preset: str, overrides: tuple[str
     main = distributed.is_main()
     log = runner._stderr if main else (lambda msg: None)
     try:
-        lines = runner.run(method, dataset, seeds, preset, overrides, out, device, data_dir,
+        lines = runner.run(method, dataset, parse_seeds(seeds), preset, overrides, out, device, data_dir,
                            not no_progress and main, log)
     finally:
         distributed.finish()
@@ -97,9 +102,11 @@ def _launch_torchrun(gpus: int, device: str) -> None:
 @cli.command()
 @click.option("--methods", required=True, help="Comma-separated method names.")
 @click.option("--datasets", required=True, help="Comma-separated dataset names.")
-@click.option("--seeds", type=int, default=1, show_default=True, help="Seeds 0..N-1 of every configuration.")
+@SEEDS
 @click.option("--preset", default="paper", show_default=True, help="smoke | quick | paper.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Typed override for every run.")
+@click.option("--grid", multiple=True, metavar="KEY=V1,V2,...",
+              help="Hyperparameter grid, e.g. --grid model.beta=1,4,8; repeatable (every combination runs).")
 @click.option("--launcher", type=click.Choice(["local", "slurm", "debug"]), default="local", show_default=True)
 @click.option("--gpus", type=int, default=0, show_default=True,
               help="local: GPUs to run on (one run per GPU at a time; 0 = one after another on the CPU).")
@@ -114,17 +121,20 @@ def _launch_torchrun(gpus: int, device: str) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda.")
 @OUT
 @DATA_DIR
-def sweep(methods: str, datasets: str, seeds: int, preset: str, overrides: tuple[str, ...], launcher: str,
+def sweep(methods: str, datasets: str, seeds: str, preset: str, overrides: tuple[str, ...], grid: tuple[str, ...],
+          launcher: str,
           gpus: int, partition: str | None, time_min: int, gpus_per_task: int, cpus_per_task: int, mem_gb: int,
           max_requeue: int, no_wait: bool, device: str, out: Path, data_dir: Path | None) -> None:
-    """Run METHODS x DATASETS x SEEDS as submitit jobs (local processes, SLURM job array, or in-process debug)."""
+    """Run METHODS x DATASETS x GRID x SEEDS as submitit jobs (local processes, a SLURM job array, in-process debug)."""
     from benchbench import runner
     from benchbench import sweep as sw
+    from benchbench.cliparse import parse_grid, parse_seeds
 
     names = [m.strip() for m in methods.split(",") if m.strip()]
     sets = [d.strip() for d in datasets.split(",") if d.strip()]
     runner.check_writable(out)
-    runs = sw.expand(names, sets, seeds, preset, list(overrides), out, device, data_dir)
+    runs = sw.expand(names, sets, parse_seeds(seeds), preset, list(overrides), out, device, data_dir,
+                     grid=parse_grid(grid))
     slurm = sw.SlurmOptions(partition, time_min, gpus_per_task, cpus_per_task, mem_gb, max_requeue=max_requeue)
     record = sw.submit(runs, launcher, out, slurm, gpus, wait=not no_wait, log=lambda m: click.echo(m, err=True))
     for line in record.get("results", []):
@@ -134,20 +144,11 @@ def sweep(methods: str, datasets: str, seeds: int, preset: str, overrides: tuple
 @cli.command()
 @OUT
 def status(out: Path) -> None:
-    """What every sweep under OUT is doing: done, failed, running, started (checkpoint, no process) or queued."""
-    from benchbench.sweep import status as sweep_status
+    """Every run under OUT (done, failed, running, stopped; with its step), then every sweep's runs and jobs."""
+    from benchbench.status import lines
 
-    rows = sweep_status(out)
-    if not rows:
-        click.echo(f"no sweeps under {out / 'sweeps'}")
-    for r in rows:
-        click.echo(f"{r['sweep']}  {r['index']:>4}  {r['method']:<14} {r['dataset']:<16} seed {r['seed']:<3} "
-                   f"{r['state']:<8} {r['job']}")
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["state"]] = counts.get(r["state"], 0) + 1
-    if rows:
-        click.echo(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    for line in lines(out):
+        click.echo(line)
 
 
 @cli.command(name="list")
@@ -260,6 +261,25 @@ def describe(method: str, dataset: str, preset: str, overrides: tuple[str, ...],
     click.echo(json.dumps(info, indent=2, default=str) if as_json else render(info))
 
 
+@cli.command(name="export-codes")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--to", "dest", type=click.Path(path_type=Path), default=None,
+              help="Output .npz (default: RUN_DIR/codes.npz).")
+@click.option("--num", type=int, default=10_000, show_default=True,
+              help="Images to encode (a seeded sample); 0 = every image.")
+@click.option("--split", default="all", show_default=True, help="all | train | valid | test (attribute datasets).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda.")
+@DATA_DIR
+def export_codes(run_dir: Path, dest: Path | None, num: int, split: str, device: str, data_dir: Path | None) -> None:
+    """Write the codes of the trained run in RUN_DIR (a seed folder) and the factors/attributes of the same images
+    as .npz: codes [N, D], indices [N], factors [N, K] + factor_names, or attributes [N, A] + attr_names."""
+    from benchbench.export import export_codes as export
+
+    dest = dest or run_dir / "codes.npz"
+    shapes = export(run_dir, dest, num or None, split, data_dir, device)
+    click.echo(f"{dest}: " + ", ".join(f"{k} {list(v)}" for k, v in shapes.items()))
+
+
 @cli.command(name="stages")
 @OUT
 def stages_(out: Path) -> None:
@@ -321,8 +341,9 @@ def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2; never a traceback."""
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort as exc:  # click turns Ctrl-C into Abort
+        ctrl_c = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+        click.echo("interrupted; run the same command again to resume" if ctrl_c else "aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)

@@ -221,12 +221,17 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
-def config_hash(cfg: RunConfig) -> str:
-    """8 hex digits identifying everything but the seed (runs differing only in seed share it)."""
+def config_hash(cfg: RunConfig, code: dict[str, Any] | None = None) -> str:
+    """8 hex digits identifying everything but the seed (runs differing only in seed share it).
+
+    ``code`` is the code key of the method (:func:`benchbench.codeid.code_key`): the same config trained by
+    different code gets a different hash, hence a new run folder."""
     d = to_dict(dataclasses.replace(cfg, seed=0))
     d.pop("seed")
     for key in NOT_IDENTITY:
         d["data"].pop(key, None)
+    if code is not None:
+        d["code"] = code
     blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:8]
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchbench import protocols, stages
+from benchbench import codeid, protocols, stages
 from benchbench.config import config_hash, resolve, to_dict
 from benchbench.datasets.base import DataConfig, DataSpec
 from benchbench.evaluate import select_metrics
@@ -141,7 +141,9 @@ def describe(method: str, dataset: str, preset: str = "paper", overrides: tuple[
     except (RuntimeError, NotImplementedError):  # an op the meta device lacks: random CPU weights instead
         model, where = build(method, cfg, spec, "cpu"), "cpu (random weights)"
     record = protocols.record(cfg, spec, model, names)
-    return {"method": method, "dataset": dataset, "preset": preset, "config_hash": config_hash(cfg),
+    code = codeid.method_identity(entry.obj, entry.meta.get("plugin"))  # the run folder's hash covers the code
+    return {"method": method, "dataset": dataset, "preset": preset,
+            "config_hash": config_hash(cfg, codeid.code_key(code)), "code": code,
             "config": to_dict(cfg), "data_spec": to_dict(spec), "metrics": names, "skipped": skipped,
             **record, "modules": parameter_table(model), "built_on": where}
 
@@ -158,8 +160,8 @@ def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 def render(info: dict[str, Any]) -> str:
     """The text form of :func:`describe`."""
-    lines = [f"{info['method']} on {info['dataset']} (preset {info['preset']}, config {info['config_hash']})", "",
-             "Config:"]
+    lines = [f"{info['method']} on {info['dataset']} (preset {info['preset']}, config {info['config_hash']})",
+             f"Code: {codeid.short(info['code'])}" if info.get("code") else "", "", "Config:"]
     cfg = {k: v for k, v in info["config"].items() if k not in ("method", "dataset", "preset", "seed")}
     lines += [f"  {key} = {value!r}" for key, value in _flat(cfg)]
     lines += ["", "Protocol:"] + [f"  {key}: {value}" for key, value in info["protocol"].items()]

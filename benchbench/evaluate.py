@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchbench import progress as prog
 from benchbench.datasets.base import DataSpec, GroundTruthData, to_model_input
 from benchbench.errors import BenchbenchError, ConfigError
 from benchbench.method import Method
 from benchbench.metrics.settings import EvalConfig
+from benchbench.quiet import summarised
 from benchbench.registry import Entry, metrics
 
 
@@ -139,8 +141,12 @@ def evaluate(
     device: torch.device,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
     out_dir: Path | None = None,
+    progress: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Compute the metrics ``names`` for ``model`` on ``data``; curves and figures go to ``out_dir``.
+
+    Progress: a ``scoring`` bar over the metrics (FID adds a bar over its samples) and one :func:`summary` line per
+    finished metric through ``log``; sklearn ConvergenceWarnings are counted and logged once per metric.
 
     Returns:
         {metric: {"value", "extras", "settings", "higher_is_better", "label", "needs"}}.
@@ -157,30 +163,15 @@ def evaluate(
             idx = np.sort(np.random.default_rng(cfg.seed).choice(len(data), min(cfg.postprocess_fit, len(data)),
                                                                replace=False))
             source.transform = fit(source.represent(data.index_to_factors(idx)))
+    bar = prog.bar(len(names), "scoring", progress, log, unit="metric")
     for name in names:
         entry = metrics.get(name)
         settings = metric_settings(entry, cfg)
+        bar.set_postfix(metric=name)
         t0 = time.perf_counter()
         needs = entry.meta.get("needs")
-        if needs == "codes+factors":
-            res = entry.obj(source, settings, cfg.seed)
-        elif needs == "images":
-            res = _image_metric(entry, model, data, settings, cfg.seed, device)
-        elif needs == "codes+attributes":
-            # The metric's protocol picks the rows (default, datasets.md §4: the first test-split images).
-            rows = entry.meta.get("rows") or (lambda st, split, size: split("test")[: st.num_images])
-            idx = rows(settings, data.split, len(data))
-            codes = encode_images(model.encode, data, idx, cfg.encode_batch, device)
-            res = entry.obj(codes, data.attributes(idx), data.spec.attr_names, settings, cfg.seed)
-        elif needs == "diffusion":
-            predict, schedule = model.pmg_model()
-            draw = entry.meta.get("draw") or (lambda st, seed, size: np.sort(np.random.default_rng(seed).choice(
-                size, size=min(st.num_images, size), replace=False)))
-            idx = draw(settings, cfg.seed, len(data))  # the metric's protocol draws the images
-            x0 = to_model_input(data.images(idx)).to(device)
-            res = entry.obj(predict, schedule, x0, settings, cfg.seed, out_dir)
-        else:
-            raise ConfigError(f"metric {name!r} needs {needs!r}, which the evaluator does not know")
+        with summarised(name, log):
+            res = _compute(entry, name, needs, model, data, source, settings, cfg, device, out_dir, progress, log)
         results[name] = {
             "value": float(res.value),
             "extras": plain(res.extras),
@@ -192,7 +183,9 @@ def evaluate(
         }
         if needs == "codes+factors":  # what the factor metrics saw (benchbench.method.CODE_RULES), with each number
             results[name]["code_rule"] = getattr(model, "code_rule", "raw")
-        log(f"  {name}: {res.value:.4f} ({time.perf_counter() - t0:.1f} s)")
+        log(summary(name, results[name]))
+        bar.update(1)
+    bar.close()
     return results
 
 
@@ -202,6 +195,38 @@ def metric_settings(entry: Entry, cfg: EvalConfig) -> Any:
     settings = getattr(cfg, entry.meta.get("settings_key", entry.name))
     resolve = entry.meta.get("resolve")
     return resolve(settings) if resolve is not None else settings
+
+
+def _compute(entry: Entry, name: str, needs: Any, model: torch.nn.Module, data: Any, source: EncoderSource | None,
+             settings: Any, cfg: EvalConfig, device: torch.device, out_dir: Path | None, progress: bool,
+             log: Callable[[str], None]) -> Any:
+    """One metric's value on ``model``: the arrays or callables its ``needs`` call for, drawn by its protocol."""
+    if needs == "codes+factors":
+        return entry.obj(source, settings, cfg.seed)
+    if needs == "images":
+        return _image_metric(entry, model, data, settings, cfg.seed, device, progress, log)
+    if needs == "codes+attributes":
+        # The metric's protocol picks the rows (default, datasets.md §4: the first test-split images).
+        rows = entry.meta.get("rows") or (lambda st, split, size: split("test")[: st.num_images])
+        idx = rows(settings, data.split, len(data))
+        codes = encode_images(model.encode, data, idx, cfg.encode_batch, device)
+        return entry.obj(codes, data.attributes(idx), data.spec.attr_names, settings, cfg.seed)
+    if needs == "diffusion":
+        predict, schedule = model.pmg_model()
+        draw = entry.meta.get("draw") or (lambda st, seed, size: np.sort(np.random.default_rng(seed).choice(
+            size, size=min(st.num_images, size), replace=False)))
+        idx = draw(settings, cfg.seed, len(data))  # the metric's protocol draws the images
+        x0 = to_model_input(data.images(idx)).to(device)
+        return entry.obj(predict, schedule, x0, settings, cfg.seed, out_dir)
+    raise ConfigError(f"metric {name!r} needs {needs!r}, which the evaluator does not know")
+
+
+def summary(name: str, result: dict[str, Any], most: int = 3) -> str:
+    """One line per finished metric: ``  dci  0.4123  (disentanglement=0.41, completeness=0.38, 2.1 s)``."""
+    scalars = [(k, v) for k, v in result.get("extras", {}).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)][:most]
+    parts = [f"{k}={v:.4g}" for k, v in scalars] + [f"{result.get('seconds', 0):.1f} s"]
+    return f"  {name:<14} {result['value']:.4f}  ({', '.join(parts)})"
 
 
 def plain(obj: Any) -> Any:
@@ -232,10 +257,15 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def generate(model: torch.nn.Module, n: int, seed: int, batch: int) -> np.ndarray:
+def generate(model: torch.nn.Module, n: int, seed: int, batch: int, progress: bool = False,
+             log: Callable[[str], None] | None = None) -> np.ndarray:
     """n uint8 samples [n, H, W, C]; the noise comes from a CPU generator seeded with ``seed``."""
     gen = torch.Generator().manual_seed(seed)
-    out = [to_uint8(model.sample(min(batch, n - i), generator=gen)) for i in range(0, n, batch)]
+    out = []
+    with prog.bar(n, "fid: sampling", progress, log, unit="img") as bar:
+        for i in range(0, n, batch):
+            out.append(to_uint8(model.sample(min(batch, n - i), generator=gen)))
+            bar.update(len(out[-1]))
     return np.concatenate(out)
 
 
@@ -249,12 +279,12 @@ def reference_images(data: Any, n: int) -> np.ndarray:
 
 
 def _image_metric(entry: Entry, model: torch.nn.Module, data: Any, settings: Any, seed: int,
-                  device: torch.device) -> Any:
+                  device: torch.device, progress: bool = False, log: Callable[[str], None] | None = None) -> Any:
     from benchbench.datasets.base import data_root
     from benchbench.metrics.fid import content_hash
 
     real = reference_images(data, settings.num_real)
-    generated = generate(model, settings.num_gen, seed, settings.batch_size)
+    generated = generate(model, settings.num_gen, seed, settings.batch_size, progress, log)
     spec = data.spec
     cache_name = f"{spec.name}-{spec.version}-r{spec.resolution}-n{len(real)}-{content_hash(real)}"
     return entry.obj(generated, real, settings, cache_name, data_root() / "fid-stats")

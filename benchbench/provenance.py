@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import platform
+import shlex
+import socket
 import subprocess
+import sys
+import time
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -41,3 +47,20 @@ def library_versions() -> dict[str, str | None]:
 
 def provenance() -> dict[str, Any]:
     return {"git": git_revision(), "versions": library_versions(), "platform": platform.platform()}
+
+
+_STARTED = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+@lru_cache(maxsize=1)
+def invocation() -> dict[str, Any]:
+    """The command that is running (as typed, ``benchbench ...``), when this process started, where, and who."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name in ("__main__.py", "benchbench", "cli.py"):
+        argv[0] = "benchbench"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = None
+    return {"argv": argv, "command": shlex.join(argv), "started": _STARTED, "host": socket.gethostname(),
+            "user": user, "pid": os.getpid(), "cwd": os.getcwd()}

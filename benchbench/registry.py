@@ -4,7 +4,7 @@ Entries register themselves with a decorator that carries their facts (a method'
 presets, a metric's ``higher_is_better`` and ``needs``, a dataset's ``source``). Built-in modules are
 imported on first lookup; third-party methods arrive through the entry-point group
 ``benchbench.methods`` (each entry point names a module whose import runs the decorator), skipped when
-``BENCHBENCH_NO_PLUGINS`` is set.
+``BENCHBENCH_NO_PLUGINS`` is set (loading, checks and one-line errors: :mod:`benchbench.plugins`).
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from benchbench.errors import UnknownNameError
@@ -45,14 +43,19 @@ class Registry:
         kind: what the entries are ("method", "metric", "dataset"); used in messages.
         builtin: modules imported before the first lookup (importing them runs the decorators).
         group: entry-point group scanned for plugin modules, or None.
+        check: ``check(name, meta)`` run at registration (raises on an entry that cannot work).
     """
 
-    def __init__(self, kind: str, builtin: tuple[str, ...], group: str | None = None) -> None:
+    def __init__(self, kind: str, builtin: tuple[str, ...], group: str | None = None,
+                 check: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         self.kind = kind
         self._builtin = builtin
         self._group = group
+        self._check = check
         self._entries: dict[str, Entry] = {}
         self._loaded = False
+        self._plugin: dict[str, Any] | None = None  # the entry point being imported, noted on what it registers
+        self.broken: dict[str, str] = {}  # entry point name -> one-line failure
 
     def register(self, name: str, **meta: Any) -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name``; a duplicate name raises ValueError."""
@@ -60,7 +63,10 @@ class Registry:
         def decorator(obj: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._entries[name] = Entry(name, obj, dict(meta))
+            if self._check is not None:
+                self._check(name, meta)
+            extra = {"plugin": dict(self._plugin)} if self._plugin is not None else {}
+            self._entries[name] = Entry(name, obj, {**meta, **extra})
             return obj
 
         return decorator
@@ -73,20 +79,24 @@ class Registry:
             importlib.import_module(module)
         if self._group is None or os.environ.get("BENCHBENCH_NO_PLUGINS"):
             return
-        for ep in entry_points(group=self._group):
-            try:
-                importlib.import_module(ep.value.split(":")[0])
-            except Exception as exc:  # a broken plugin must not take the built-ins down with it
-                warnings.warn(f"skipping {self.kind} plugin {ep.name!r}: {exc}", stacklevel=2)
+        from benchbench import plugins
+
+        self.broken = plugins.load(self._group, self.kind, self._note_plugin)
+
+    def _note_plugin(self, info: dict[str, Any] | None) -> None:
+        self._plugin = info
 
     def get(self, name: str) -> Entry:
         """Return the entry for ``name``; unknown names raise with close matches and all known names."""
         self._load()
         if name not in self._entries:
+            if name in self.broken:
+                raise UnknownNameError(f"{self.kind} {name!r}: {self.broken[name]}")
             close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(close)}? " if close else ""
+            broken = f"; also {'; '.join(self.broken.values())}" if self.broken else ""
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; {hint}known: {', '.join(sorted(self._entries))}"
+                f"unknown {self.kind} {name!r}; {hint}known: {', '.join(sorted(self._entries))}{broken}"
             )
         return self._entries[name]
 
@@ -103,7 +113,13 @@ class Registry:
         return iter([self._entries[n] for n in sorted(self._entries)])
 
 
-methods = Registry("method", ("benchbench.baselines", "benchbench.methods"), "benchbench.methods")
+def _check_method(name: str, meta: dict[str, Any]) -> None:
+    from benchbench.plugins import check_method
+
+    check_method(name, meta)
+
+
+methods = Registry("method", ("benchbench.baselines", "benchbench.methods"), "benchbench.methods", _check_method)
 metrics = Registry("metric", ("benchbench.metrics",))
 datasets = Registry("dataset", ("benchbench.datasets",))
 

@@ -5,11 +5,14 @@ the dataset files, the requested metrics and the results folder. Each seed then 
 exclusive lock on its folder, so two ``benchbench run`` processes sharing a results folder never
 train the same seed twice nor interleave writes; a process killed mid-run releases its lock and the
 next run of the same command resumes from the checkpoint.
+
+Every run folder's config hash covers the code of the method (:mod:`benchbench.codeid`); every record carries
+that code identity and the invocation (command line, start time, host); each seed keeps a time-stamped
+``run.log`` of what the command said about it (:class:`benchbench.progress.RunLog`).
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -20,13 +23,14 @@ from typing import Any
 
 import torch
 
-from benchbench import distributed, protocols, stages, store
+from benchbench import codeid, distributed, protocols, stages, store
+from benchbench import progress as prog
 from benchbench.config import RunConfig, config_hash, resolve, to_dict
 from benchbench.datasets.base import ImageData
 from benchbench.errors import BenchbenchError
 from benchbench.evaluate import evaluate, select_metrics
 from benchbench.figures import save_figures, save_pmg_figure
-from benchbench.provenance import provenance
+from benchbench.provenance import invocation, provenance
 from benchbench.registry import datasets, methods
 from benchbench.train import derive_seed, pick_device, train
 
@@ -34,7 +38,7 @@ Log = Callable[[str], None]
 
 
 def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    prog.write(msg)  # above any open progress bar
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class RunSpec:
     metrics: tuple[str, ...]
     skipped: dict[str, str]
     out: Path
+    code: dict[str, Any] | None = None
 
 
 @dataclass
@@ -96,12 +101,14 @@ def plan(
     if check is not None:
         for cfg in cfgs:
             check(cfg.model, data.spec)
-    chosen, skipped = select_metrics(data.spec, cfgs[0].eval, methods.get(method).obj)
+    entry = methods.get(method)
+    chosen, skipped = select_metrics(data.spec, cfgs[0].eval, entry.obj)
+    code = codeid.method_identity(entry.obj, entry.meta.get("plugin"))
     specs = []
     for cfg in cfgs:
-        h = config_hash(cfg)
+        h = config_hash(cfg, codeid.code_key(code))
         where = store.run_dir(out, dataset, method, preset, h, cfg.seed)
-        specs.append(RunSpec(cfg, h, where, tuple(chosen), dict(skipped), Path(out)))
+        specs.append(RunSpec(cfg, h, where, tuple(chosen), dict(skipped), Path(out), code))
     return Plan(specs, data)
 
 
@@ -110,8 +117,19 @@ def _header(spec: RunSpec, data: ImageData) -> dict[str, Any]:
     return {
         "schema": store.SCHEMA, "method": c.method, "dataset": c.dataset, "preset": c.preset,
         "config_hash": spec.cfg_hash, "seed": c.seed, "source": data.spec.source,
-        "data_spec": asdict(data.spec),
+        "data_spec": asdict(data.spec), "code": spec.code, "invocation": invocation(),
     }
+
+
+def _complete(spec: RunSpec) -> str:
+    """The status line of a seed whose result exists: what trained it and, if it differs now, why it is reused."""
+    rec = store.read_json(spec.dir / "result.json") or {}
+    recorded = rec.get("code")
+    line = f"seed {spec.cfg.seed}: complete already, skipped ({spec.dir})"
+    if recorded:
+        line += f"; trained by {codeid.short(recorded)}"
+    note = codeid.reuse_note(recorded, spec.code) if spec.code else None
+    return f"{line}; reused although {note}" if note else line
 
 
 def run_one(spec: RunSpec, data: ImageData, device: torch.device, progress: bool = True,
@@ -123,12 +141,18 @@ def run_one(spec: RunSpec, data: ImageData, device: torch.device, progress: bool
     """
     main = distributed.is_main()
     if distributed.from_main((spec.dir / "result.json").exists()):
-        return f"seed {spec.cfg.seed}: complete already, skipped ({spec.dir})"
+        return _complete(spec)
     with store.folder_lock(spec.dir) if main else nullcontext(True) as acquired:
         if not distributed.from_main(acquired):
             return f"seed {spec.cfg.seed}: running in another process, skipped ({spec.dir})"
         if distributed.from_main((spec.dir / "result.json").exists()):  # finished by another process meanwhile
-            return f"seed {spec.cfg.seed}: complete already, skipped ({spec.dir})"
+            return _complete(spec)
+        if main:
+            log = prog.RunLog(spec.dir / "run.log", echo=log)
+            inv = invocation()
+            log.file(f"start: {inv['command']} (host {inv['host']}, pid {inv['pid']})")
+        log(f"{spec.cfg.method} on {spec.cfg.dataset} ({spec.cfg.preset}, config {spec.cfg_hash}) "
+            f"seed {spec.cfg.seed}")
         header = _header(spec, data)
         if not main:
             _train_and_score(spec, data, device, progress, log)
@@ -142,9 +166,14 @@ def run_one(spec: RunSpec, data: ImageData, device: torch.device, progress: bool
             record = _train_and_score(spec, data, device, progress, log)
         except BenchbenchError as exc:
             store.atomic_write_json(spec.dir / "failed.json", {**header, "status": "failed", "error": str(exc)})
+            log.file(f"failed: {exc}")  # type: ignore[attr-defined]
+            raise
+        except KeyboardInterrupt:
+            log.file("interrupted (Ctrl-C); the same command resumes from the checkpoint")  # type: ignore[attr-defined]
             raise
         store.atomic_write_json(spec.dir / "result.json", {**header, **record, "status": "complete"})
         (spec.dir / "failed.json").unlink(missing_ok=True)
+        log.file("complete: result.json written")  # type: ignore[attr-defined]
     return f"seed {spec.cfg.seed}: done ({spec.dir})"
 
 
@@ -158,7 +187,8 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
     torch.manual_seed(derive_seed(cfg.seed, -1))  # seeded initialisation
     model = entry.obj(cfg.model, data.spec, stages=artifacts) if requests else entry.obj(cfg.model, data.spec)
     t0 = time.perf_counter()
-    trained = train(model, data, cfg.train, spec.dir, cfg.seed, spec.cfg_hash, device, progress, log)
+    trained = train(model, data, cfg.train, spec.dir, cfg.seed, spec.cfg_hash, device, progress, log,
+                    desc=f"training seed {cfg.seed}")
     t1 = time.perf_counter()
     rank, world_size = distributed.world()
     if rank != 0:  # rank 0 scores and writes; wait until it has
@@ -169,7 +199,8 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
         figures = [p.name for p in save_figures(trained, data, spec.dir, cfg.seed, title=title)] \
             if cfg.eval.figures else []
         log(f"scoring seed {cfg.seed} with {', '.join(spec.metrics)}")
-        scores = evaluate(trained, data, cfg.eval, list(spec.metrics), device, log, out_dir=spec.dir)
+        scores = evaluate(trained, data, cfg.eval, list(spec.metrics), device, log, out_dir=spec.dir,
+                          progress=progress)
         figures += [p.name for p in save_pmg_figure(spec.dir, title)] if cfg.eval.figures else []
     finally:
         distributed.barrier()  # release the other ranks even when scoring fails
@@ -204,7 +235,7 @@ def run(
     method: str,
     dataset: str,
     seeds: int | Iterable[int],
-    preset: str = "paper",
+    preset: str | None = "paper",
     overrides: Iterable[str] = (),
     out: Path = Path("results"),
     device: str = "auto",
@@ -212,15 +243,31 @@ def run(
     progress: bool = True,
     log: Log = _stderr,
 ) -> list[str]:
-    """Run seeds 0..seeds-1 (or the listed seeds) of one configuration; returns one status line per seed."""
+    """Run seeds 0..seeds-1 (or the listed seeds) of one configuration; returns one status line per seed.
+
+    ``preset=None`` picks one for this machine (:func:`benchbench.defaults.choose_preset`, with a notice). Before
+    training it logs the preset, steps and an estimated time; warnings (a skipped metric, a dirty benchbench tree)
+    are said once per process.
+    """
+    from benchbench import quiet
+    from benchbench.defaults import choose_preset, estimate, plan_line
+
     dev = pick_device(device)
+    preset, notice = choose_preset(preset, dev)
     p = plan(method, dataset, preset, range(seeds) if isinstance(seeds, int) else seeds, overrides, out, data_dir)
     check_writable(out)
+    if notice:  # after the checks: bad input stays one line
+        log(notice)
     for name, reason in p.skipped.items():
-        log(f"warning: skipping {name}: {reason}")
-    lines = []
-    for spec in p.specs:
-        log(f"{method} on {dataset} ({preset}, config {spec.cfg_hash}) seed {spec.cfg.seed}")
-        lines.append(run_one(spec, p.data, dev, progress, log))
-    return lines
+        quiet.once(f"warning: skipping {name}: {reason}", log)
+    code = p.specs[0].code or {}
+    if code.get("kind") == "builtin" and code.get("dirty"):
+        quiet.once(f"note: benchbench has uncommitted changes; runs are keyed by its commit {code['commit'][:7]}, "
+                   f"so these changes alone do not start new runs (commit them to retrain)", log)
+    todo = [s for s in p.specs if not (s.dir / "result.json").exists()]
+    if todo and distributed.is_main():
+        cfg = todo[0].cfg
+        rate, how = estimate(cfg, p.data, dev, out, probe=cfg.train.steps > 100 and distributed.world()[1] == 1)
+        log(plan_line(cfg, len(todo), rate, how, dev, done=len(p.specs) - len(todo)))
+    return [run_one(spec, p.data, dev, progress, log) for spec in p.specs]
 

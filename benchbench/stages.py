@@ -187,13 +187,15 @@ def ensure(
         log(f"building stage {label} ({req.config.train.steps} steps)")
         t0 = time.perf_counter()
         try:
-            trained = train(model, data, req.config.train, d, req.seed, req.hash(), device, progress, log)
+            trained = train(model, data, req.config.train, d, req.seed, req.hash(), device, progress, log,
+                            desc=f"stage {req.kind}")
         except TrainingError as exc:
             if "cannot be read" not in str(exc):
                 raise
             log(f"stage {label}: unreadable checkpoint; starting the stage again")
             (d / "ckpt.pt").unlink(missing_ok=True)
-            trained = train(model, data, req.config.train, d, req.seed, req.hash(), device, progress, log)
+            trained = train(model, data, req.config.train, d, req.seed, req.hash(), device, progress, log,
+                            desc=f"stage {req.kind}")
         buf = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in trained.state_dict().items()}, buf)
         sha = hashlib.sha256(buf.getvalue()).hexdigest()

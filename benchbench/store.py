@@ -6,6 +6,8 @@ Layout (``out`` defaults to ``results/``)::
         config.json    resolved RunConfig plus provenance, written when the run starts
         ckpt.pt        latest training checkpoint (atomic)
         stats.jsonl    one line per log tick
+        run.log        time-stamped lines of what each command said about this seed (start, metrics, errors)
+        tb/            TensorBoard scalars (with the ``tb`` extra)
         result.json    written atomically once every metric is computed (the run is then complete)
         failed.json    written when the run stopped with an error (removed when it later completes)
     tables/           LaTeX/markdown tables written by ``benchbench report``

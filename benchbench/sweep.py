@@ -1,9 +1,10 @@
 """``benchbench sweep``: methods × datasets × seeds as jobs of an existing engine (submitit), never our own scheduler.
 
-A sweep expands into one :class:`SweepRun` per (method, dataset, seed), numbered in that nested order so an index
-names the same run every time the same command is given. Every configuration is resolved and validated before
-anything is submitted. Stages that runs share (a pre-trained DPM, an autoencoder, a latent DPM) are built by their
-own jobs first, once per configuration:
+A sweep expands into one :class:`SweepRun` per (method, dataset, grid point, seed), numbered in that nested order so
+an index names the same run every time the same command is given. A grid (``--grid model.beta=1,4,8``, repeatable:
+every combination) adds its point's ``--set`` overrides to the sweep's own. Every configuration is resolved and
+validated before anything is submitted. Stages that runs share (a pre-trained DPM, an autoencoder, a latent DPM) are
+built by their own jobs first, once per configuration:
 
 * ``slurm``: a job array through submitit's ``AutoExecutor``; run jobs depend on their stage jobs (``afterok``).
 * ``local``: submitit's ``LocalExecutor`` (subprocesses): stage jobs, then runs, one per visible GPU at a time, or
@@ -46,31 +47,39 @@ class SweepRun:
     data_dir: str | None = None
 
     @property
-    def config_key(self) -> tuple[str, str]:
-        return self.method, self.dataset
+    def config_key(self) -> tuple[str, str, tuple[str, ...]]:
+        """(method, dataset, overrides): the runs that share stages (one grid point of one method and dataset)."""
+        return self.method, self.dataset, self.overrides
 
 
-def expand(methods: list[str], datasets: list[str], seeds: int, preset: str, overrides: list[str], out: Path,
-           device: str = "auto", data_dir: Path | None = None) -> list[SweepRun]:
-    """Every (method, dataset, seed), validated (names, presets, overrides, data files, metrics) before anything runs.
+def expand(methods: list[str], datasets: list[str], seeds: int | list[int], preset: str, overrides: list[str],
+           out: Path, device: str = "auto", data_dir: Path | None = None,
+           grid: list[tuple[str, ...]] | None = None) -> list[SweepRun]:
+    """Every (method, dataset, grid point, seed), validated (names, presets, overrides, data files, metrics) before
+    anything runs. ``seeds``: N (seeds 0..N-1) or the seeds; ``grid``: override tuples (:func:`~benchbench.cliparse.
+    parse_grid`), one per grid point.
 
     Raises:
         BenchbenchError: the first invalid configuration, naming it.
     """
     from benchbench.runner import plan
 
-    if seeds < 1:
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list:
         raise BenchbenchError("--seeds must be at least 1")
     runs = []
     for method in methods:
         for dataset in datasets:
-            try:
-                p = plan(method, dataset, preset, range(seeds), overrides, out, data_dir)
-            except BenchbenchError as exc:
-                raise BenchbenchError(f"{method} on {dataset}: {exc}") from None
-            for spec in p.specs:
-                runs.append(SweepRun(len(runs), method, dataset, spec.cfg.seed, preset, tuple(overrides), str(out),
-                                     str(spec.dir), device, None if data_dir is None else str(data_dir)))
+            for point in grid or [()]:
+                sets = [*overrides, *point]
+                try:
+                    p = plan(method, dataset, preset, seed_list, sets, out, data_dir)
+                except BenchbenchError as exc:
+                    where = f" with {' '.join(point)}" if point else ""
+                    raise BenchbenchError(f"{method} on {dataset}{where}: {exc}") from None
+                for spec in p.specs:
+                    runs.append(SweepRun(len(runs), method, dataset, spec.cfg.seed, preset, tuple(sets), str(out),
+                                         str(spec.dir), device, None if data_dir is None else str(data_dir)))
     return runs
 
 
@@ -194,7 +203,11 @@ def submit(runs: list[SweepRun], launcher: str, out: Path, slurm: SlurmOptions |
                               "run_jobs": {}}
     store.atomic_write_json(folder / "sweep.json", record)
     stage_jobs = {key: ex.submit(StageJob(r)) for key, r in first_of_config.items()}
-    record["stage_jobs"] = {f"{m}/{d}": j.job_id for (m, d), j in stage_jobs.items()}
+    per_pair: dict[tuple[str, str], int] = {}
+    for m, d, _ in stage_jobs:
+        per_pair[(m, d)] = per_pair.get((m, d), 0) + 1
+    record["stage_jobs"] = {f"{m}/{d}" + (f" [{' '.join(o)}]" if per_pair[(m, d)] > 1 else ""): j.job_id
+                            for (m, d, o), j in stage_jobs.items()}
     if launcher != "slurm":
         for key, job in stage_jobs.items():
             log(f"stages for {key[0]} on {key[1]}: {job.result()}")

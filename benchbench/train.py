@@ -1,5 +1,6 @@
 """The one shared training loop: device, bf16 autocast, EMA, clipping, atomic checkpoints, resume,
-deterministic seeding, non-finite loss detection, progress bar, ``stats.jsonl`` and TensorBoard.
+deterministic seeding, non-finite loss detection, progress bar, ``stats.jsonl``, TensorBoard, and a
+checkpoint on Ctrl-C.
 
 Determinism and exact resume come from seeding per step rather than per run: step ``s`` of seed
 ``k`` draws its batch indices from ``np.random.default_rng([k, s, rank])`` and its model noise from
@@ -13,6 +14,7 @@ import copy
 import hashlib
 import io
 import json
+import signal
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -20,9 +22,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from benchbench import distributed
+from benchbench import progress as prog
 from benchbench.config import TrainConfig
 from benchbench.datasets.base import ImageData, to_model_input
 from benchbench.errors import BenchbenchError, TrainingError
@@ -127,6 +129,35 @@ def _tensorboard(run_dir: Path) -> Any:
     return SummaryWriter(str(run_dir / "tb"))
 
 
+class _Interrupt:
+    """Ctrl-C (SIGINT) during training: the first one lets the current step finish, then the loop writes a
+    checkpoint and raises KeyboardInterrupt; a second one interrupts at once. Installed in the main thread of
+    one-process runs only (torchrun ranks keep the default behaviour: stopping them one by one could hang a
+    collective)."""
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+        self.requested = False
+        self._old: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _Interrupt:
+        if self.active:
+            try:
+                self._old = signal.signal(signal.SIGINT, self._handle)
+            except ValueError:  # not the main thread
+                self.active = False
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.active:
+            signal.signal(signal.SIGINT, self._old)
+
+
 def train(
     method: Method,
     data: ImageData,
@@ -137,8 +168,13 @@ def train(
     device: torch.device,
     progress: bool = True,
     log: Any = print,
+    desc: str | None = None,
 ) -> Method:
     """Train ``method`` on ``data`` for ``cfg.steps`` steps, resuming from ``run_dir/ckpt.pt``.
+
+    Progress: one bar (or throttled plain lines through ``log``; :mod:`benchbench.progress`) named ``desc``
+    (default ``training <run folder>``). Ctrl-C writes a checkpoint of the last finished step, then raises
+    KeyboardInterrupt; running again resumes from it.
 
     Returns:
         The model to evaluate (the EMA copy when ``cfg.ema_decay > 0``), in eval mode.
@@ -183,11 +219,13 @@ def train(
 
     # Loop.
     writer = _tensorboard(run_dir) if rank == 0 and cfg.steps > start else None
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress or rank != 0, desc=run_dir.name,
-               unit="step", dynamic_ncols=True)
+    bar = prog.bar(cfg.steps, desc or f"training {run_dir.name}", progress, log if rank == 0 else None,
+                   unit="step", initial=start)
     method.train()
     pool = data.training_pool()
     t0 = time.perf_counter()
+    stop = _Interrupt(active=world_size == 1).__enter__()
+    last_ckpt = start
     try:
         for step in range(start, cfg.steps):
             torch.manual_seed(derive_seed(seed, step, rank))
@@ -230,7 +268,15 @@ def train(
             bar.update(1)
             if done % cfg.ckpt_every == 0 or done == cfg.steps:
                 checkpoint(done)
+                last_ckpt = done
+            if stop.requested:
+                if last_ckpt != done:
+                    checkpoint(done)
+                bar.close()
+                log(f"Ctrl-C: checkpoint written at step {done}/{cfg.steps} ({run_dir / CKPT})")
+                raise KeyboardInterrupt
     finally:
+        stop.__exit__()
         bar.close()
         if writer is not None:
             writer.close()

@@ -27,8 +27,10 @@ from benchbench.registry import register_method
 SMOKE = ["--dataset", "shapes3d-synth", "--preset", "smoke", "--no-progress"]
 
 
-@register_method("_nan", config=BetaVAEConfig,
-                 presets={"smoke": Preset(BetaVAEConfig(), TrainConfig(steps=6, batch_size=4, ckpt_every=2))})
+_NAN = Preset(BetaVAEConfig(), TrainConfig(steps=6, batch_size=4, ckpt_every=2))
+
+
+@register_method("_nan", config=BetaVAEConfig, presets={"smoke": _NAN, "quick": _NAN, "paper": _NAN})
 class NaNMethod(Method):
     """Its loss turns NaN at the fourth step."""
 
@@ -196,7 +198,9 @@ def test_plugin_method_runs_through_the_cli(tmp_path: Path) -> None:
         class Cfg:
             dim: int = 3
 
-        @register_method("tinyplug", config=Cfg, presets={"smoke": Preset(Cfg(), TrainConfig(steps=3, batch_size=4))})
+        P = Preset(Cfg(), TrainConfig(steps=3, batch_size=4))
+
+        @register_method("tinyplug", config=Cfg, presets={"smoke": P, "quick": P, "paper": P})
         class Tiny(Method):
             def __init__(self, cfg, spec):
                 super().__init__(cfg, spec)

@@ -27,8 +27,11 @@ from benchbench.registry import register_method
 class Cfg:
     dim: int = 4
 
-@register_method("ddptoy", config=Cfg, presets={"smoke": Preset(Cfg(), TrainConfig(
-    steps=20, batch_size=8, lr=1e-2, ema_decay=0.9, log_every=5, ckpt_every=10), data=(("resolution", 16),))})
+_SMOKE = Preset(Cfg(), TrainConfig(steps=20, batch_size=8, lr=1e-2, ema_decay=0.9, log_every=5, ckpt_every=10),
+                data=(("resolution", 16),))
+
+
+@register_method("ddptoy", config=Cfg, presets={"smoke": _SMOKE, "quick": _SMOKE, "paper": _SMOKE})
 class Toy(Method):
     """A deterministic autoencoder (no noise in the loss), so data parallelism changes only summation order."""
     def __init__(self, cfg, spec):

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
 
+from benchbench import progress as prog
 from benchbench.datasets.base import AttributeData, DataConfig, DataSpec, data_root
 from benchbench.datasets.celeba_files import (
     ATTR_FILE,
@@ -270,7 +270,8 @@ class CelebA(AttributeData):
         os.close(fd)
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, r, r, 3))
-            with ThreadPoolExecutor(workers) as pool, tqdm(total=n, desc="celeba cache", disable=not progress) as bar:
+            shown = prog.bar(n, "celeba cache", progress, prog.write if progress else None, unit="img")
+            with ThreadPoolExecutor(workers) as pool, shown as bar:
                 for start in range(0, n, chunk):
                     stop = min(start + chunk, n)
                     out[start:stop] = np.stack(list(pool.map(self._decode, range(start, stop))))

@@ -43,6 +43,7 @@ from benchbench.datasets.manifest import (
     write_sidecar,
 )
 from benchbench.errors import DataError
+from benchbench.progress import tqdm_interval
 
 if sys.platform != "win32":
     import fcntl
@@ -113,7 +114,7 @@ def _hash_prefix(f: IO[bytes], n: int, progress: bool) -> Any:
     h = hashlib.sha256()
     f.seek(0)
     with tqdm(total=n, unit="B", unit_scale=True, unit_divisor=1024, desc="hashing partial download",
-              disable=not progress or n == 0, file=sys.stderr) as bar:
+              disable=not progress or n == 0, file=sys.stderr, mininterval=tqdm_interval()) as bar:
         left = n
         while left > 0:
             block = f.read(min(BLOCK, left))
@@ -190,7 +191,7 @@ def _transfer(url: str, f: IO[bytes], entry: FileEntry, progress: bool, timeout:
             length = resp.headers.get("Content-Length")
             total = entry.size if entry.size is not None else offset + int(length) if length else None
             with tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                      desc=entry.file, disable=not progress, file=sys.stderr) as bar:
+                      desc=entry.file, disable=not progress, file=sys.stderr, mininterval=tqdm_interval()) as bar:
                 try:
                     _stream(resp, f, h, bar)
                 except _Interrupted as exc:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from benchbench.datasets.base import data_root
 from benchbench.errors import DataError, UnknownNameError
+from benchbench.progress import tqdm_interval
 from benchbench.store import atomic_write_json, read_json
 
 
@@ -169,7 +170,7 @@ def sha256_file(path: Path, progress: bool = False) -> str:
     """Lowercase hex SHA-256 of a file, read in 1 MiB blocks (a 255 MB file takes about a second)."""
     h = hashlib.sha256()
     bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
-               desc=f"sha256 {path.name}", disable=not progress, file=sys.stderr)
+               desc=f"sha256 {path.name}", disable=not progress, file=sys.stderr, mininterval=tqdm_interval())
     with open(path, "rb") as f, bar:
         while block := f.read(BLOCK):
             h.update(block)

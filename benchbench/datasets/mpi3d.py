@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
+from benchbench import progress as prog
 from benchbench.datasets.base import DataConfig, DataSpec, GroundTruthData, data_root
 from benchbench.errors import ConfigError, DataError
 from benchbench.registry import register_dataset
@@ -182,8 +182,8 @@ def convert_deflated(path: Path, target: Path) -> None:
                     f"but only {free / 1e9:.1f} GB are free there; free space or save the archive with np.savez"
                 )
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-            with os.fdopen(fd, "wb") as out, tqdm(
-                total=nbytes, unit="B", unit_scale=True, desc=f"mpi3d: decompressing {path.name} once"
+            with os.fdopen(fd, "wb") as out, prog.bar(
+                nbytes, f"mpi3d: decompressing {path.name} once", True, prog.write, unit="B"
             ) as bar:
                 header = {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)}
                 np.lib.format.write_array_header_1_0(out, header)

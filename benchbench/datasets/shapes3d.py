@@ -34,8 +34,8 @@ from typing import Any
 import h5py
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
+from benchbench import progress as prog
 from benchbench.datasets.base import DataConfig, DataSpec, GroundTruthData, data_root
 from benchbench.datasets.download import fetch
 from benchbench.errors import DataError
@@ -238,7 +238,7 @@ def _convert(h5: Path, npy: Path) -> None:
         with h5py.File(h5, "r", rdcc_nbytes=_CHUNK_CACHE) as f:
             src = f["images"]
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=src.shape)
-            with tqdm(total=len(src), unit="img", desc="shapes3d: uncompressing images (once)") as bar:
+            with prog.bar(len(src), "shapes3d: uncompressing images (once)", True, prog.write, unit="img") as bar:
                 for a in range(0, len(src), _CONVERT_ROWS):
                     b = min(a + _CONVERT_ROWS, len(src))
                     out[a:b] = src[a:b]

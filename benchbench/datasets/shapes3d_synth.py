@@ -24,8 +24,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from benchbench import progress as prog
 from benchbench.datasets.base import DataConfig, DataSpec, GroundTruthData, data_root
 from benchbench.datasets.shapes3d import FACTOR_NAMES, FACTOR_SIZES, FACTOR_VALUES, factors_to_labels
 from benchbench.errors import ConfigError
@@ -196,12 +196,15 @@ def geometry_maps(geometries: np.ndarray, resolution: int, progress: bool = Fals
     geometries = np.asarray(geometries, dtype=np.int64)
     out = np.empty((len(geometries), resolution * resolution, 3), dtype=np.float32)
     by_camera = np.argsort(geometries % FACTOR_SIZES[5], kind="stable")  # each camera's rays built once
-    for i in tqdm(by_camera, desc="shapes3d-synth geometry", disable=not progress, unit="map"):
-        scale, shape, orient = np.unravel_index(int(geometries[i]), FACTOR_SIZES[3:])
-        maps = class_maps(
-            float(FACTOR_VALUES[3][scale]), int(shape), float(FACTOR_VALUES[5][orient]), resolution
-        )
-        out[i] = maps.reshape(3, -1).T
+    with prog.bar(len(by_camera), "shapes3d-synth geometry", progress, prog.write if progress else None,
+                  unit="map") as bar:
+        for i in by_camera:
+            scale, shape, orient = np.unravel_index(int(geometries[i]), FACTOR_SIZES[3:])
+            maps = class_maps(
+                float(FACTOR_VALUES[3][scale]), int(shape), float(FACTOR_VALUES[5][orient]), resolution
+            )
+            out[i] = maps.reshape(3, -1).T
+            bar.update(1)
     camera_rays.cache_clear()  # the rays of a large resolution are big; keep nothing around
     return out
 
