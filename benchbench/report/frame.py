@@ -114,7 +114,7 @@ def variants(configs: dict[tuple[str, ...], dict[str, Any] | None]) -> dict[tupl
     A group's text lists the config entries that differ from its preset's default (see the module docstring);
     ``seed`` and the identity fields never count.
     """
-    skip = {"seed", "method", "dataset", "preset"}
+    skip = {"seed", "method", "dataset", "preset", "eval.metrics", "eval.figures"}  # these never change a number
     defaults = {k[:3]: _default_config(k[1], k[0], k[2]) for k in configs}  # key: (dataset, method, preset, hash)
     diffs: dict[tuple[str, ...], dict[str, Any]] = {}
     for key, cfg in configs.items():
