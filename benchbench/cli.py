@@ -176,7 +176,8 @@ def list_(data_dir: Path | None) -> None:
     click.echo("metrics:")
     for e in metrics:
         arrow = "higher is better" if e.meta.get("higher_is_better", True) else "lower is better"
-        click.echo(f"  {e.name:<14} needs {e.meta.get('needs', '?'):<16} {arrow}")
+        note = f"  ({e.meta['note']})" if e.meta.get("note") else ""
+        click.echo(f"  {e.name:<14} needs {e.meta.get('needs', '?'):<16} {arrow}{note}")
 
 
 @cli.command()

@@ -20,7 +20,7 @@ import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
-from benchbench.datasets.base import NOT_IDENTITY, DataConfig
+from benchbench.datasets.base import DEFAULT_OMITTED, NOT_IDENTITY, DataConfig
 from benchbench.errors import ConfigError
 from benchbench.metrics.settings import EvalConfig, eval_preset
 
@@ -172,8 +172,10 @@ def _parse(text: str) -> Any:
         return text  # a bare word is a string (e.g. --set data.crop=center)
 
 
-def override(cfg: Any, key: str, text: str) -> Any:
+def override(cfg: Any, key: str, text: str, prefix: str = "") -> Any:
     """Return a copy of the dataclass ``cfg`` with the dotted ``key`` set to the parsed ``text``.
+
+    ``prefix`` is the dotted path of ``cfg`` itself (e.g. ``"train."``), so messages name the full key.
 
     Raises:
         ConfigError: unknown key (with close matches) or a value of the wrong type.
@@ -181,19 +183,20 @@ def override(cfg: Any, key: str, text: str) -> Any:
     head, _, rest = key.partition(".")
     names = [f.name for f in fields(cfg)]
     if head not in names:
-        close = difflib.get_close_matches(head, names, n=3)
+        close = [prefix + c for c in difflib.get_close_matches(head, names, n=3)]
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ConfigError(f"--set {key}: unknown key {head!r}; {hint}known: {', '.join(names)}")
+        raise ConfigError(f"--set {prefix}{key}: unknown key {prefix + head!r}; {hint}"
+                          f"known: {', '.join(prefix + n for n in names)}")
     current = getattr(cfg, head)
     if rest:
         if not is_dataclass(current):
-            raise ConfigError(f"--set {key}: {head!r} has no sub-keys")
-        return replace(cfg, **{head: override(current, rest, text)})
+            raise ConfigError(f"--set {prefix}{key}: {prefix + head!r} has no sub-keys")
+        return replace(cfg, **{head: override(current, rest, text, f"{prefix}{head}.")})
     if is_dataclass(current):
-        sub = ", ".join(f"{head}.{f.name}" for f in fields(current))
-        raise ConfigError(f"--set {key}: {head!r} is a group; set one of {sub}")
+        sub = ", ".join(f"{prefix}{head}.{f.name}" for f in fields(current))
+        raise ConfigError(f"--set {prefix}{key}: {prefix + head!r} is a group; set one of {sub}")
     hints = typing.get_type_hints(type(cfg))
-    return replace(cfg, **{head: _coerce(_parse(text), hints[head], key)})
+    return replace(cfg, **{head: _coerce(_parse(text), hints[head], prefix + key)})
 
 
 def apply_overrides(cfg: RunConfig, overrides: typing.Iterable[str]) -> RunConfig:
@@ -203,8 +206,10 @@ def apply_overrides(cfg: RunConfig, overrides: typing.Iterable[str]) -> RunConfi
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=2e-4")
-        if key.split(".")[0] in ("method", "dataset", "preset", "seed"):
-            raise ConfigError(f"--set {key}: use the --{key.split('.')[0]} option instead")
+        fixed = key.split(".")[0]
+        if fixed in ("method", "dataset", "preset", "seed"):
+            option = "--seeds N (runs seeds 0..N-1)" if fixed == "seed" else f"--{fixed}"
+            raise ConfigError(f"--set {key}: {fixed} is not a config value; use the {option} option instead")
         cfg = override(cfg, key, text.strip())
     return cfg
 
@@ -230,6 +235,9 @@ def config_hash(cfg: RunConfig, code: dict[str, Any] | None = None) -> str:
     d.pop("seed")
     for key in NOT_IDENTITY:
         d["data"].pop(key, None)
+    for key, default in DEFAULT_OMITTED.items():
+        if d["data"].get(key) == default:
+            d["data"].pop(key)
     if code is not None:
         d["code"] = code
     blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()

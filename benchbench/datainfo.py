@@ -27,7 +27,14 @@ def describe(name: str, data_dir: Path | None = None, variant: str | None = None
         data = None
     if data is not None:
         spec = data.spec
-        lines.append(f"  images: {len(data):,} at {spec.resolution}x{spec.resolution}, version {spec.version}")
+        present = _present(data)
+        if present < len(data):
+            lines.append(f"  images: {present:,} present of the {len(data):,} of the full factor grid, at "
+                         f"{spec.resolution}x{spec.resolution}, version {spec.version}")
+            lines.append(f"  subset: this file holds only {present:,} images; training and the metrics sample the "
+                         f"whole grid, so `benchbench run` needs the full file (`benchbench data fetch {name}`)")
+        else:
+            lines.append(f"  images: {len(data):,} at {spec.resolution}x{spec.resolution}, version {spec.version}")
         if spec.factor_sizes:
             lines.append("  factors: " + ", ".join(f"{n} ({s})" for n, s in zip(spec.factor_names, spec.factor_sizes)))
         if spec.attr_names:
@@ -40,7 +47,16 @@ def describe(name: str, data_dir: Path | None = None, variant: str | None = None
     if entry.meta.get("source") == "real":
         for e in entries(name):
             path = root / e.file
-            lines.append(f"  file {path}: {check_file(path, e).status}")
+            status = check_file(path, e).status
+            if status == "mismatch" and data is not None and _present(data) < len(data):
+                status += f" (a {_present(data):,}-image subset, not the published file)"
+            lines.append(f"  file {path}: {status}")
     else:
         lines.append("  files: none (rendered on demand)")
     return lines
+
+
+def _present(data: object) -> int:
+    """Images the files actually hold: a subset file of a ground-truth set lists its ``available_indices``."""
+    available = getattr(data, "available_indices", None)
+    return len(available) if available is not None else len(data)  # type: ignore[arg-type]

@@ -278,13 +278,19 @@ def reference_images(data: Any, n: int) -> np.ndarray:
     return data.images(np.sort(idx if pool is None else pool[idx]))
 
 
+def gray_to_rgb(images: np.ndarray) -> np.ndarray:
+    """One-channel images [N, H, W, 1] (dSprites) -> [N, H, W, 3] by repeating the channel, for the RGB Inception
+    net of FID (the usual practice for grey images); RGB images pass unchanged."""
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
 def _image_metric(entry: Entry, model: torch.nn.Module, data: Any, settings: Any, seed: int,
                   device: torch.device, progress: bool = False, log: Callable[[str], None] | None = None) -> Any:
     from benchbench.datasets.base import data_root
     from benchbench.metrics.fid import content_hash
 
-    real = reference_images(data, settings.num_real)
-    generated = generate(model, settings.num_gen, seed, settings.batch_size, progress, log)
+    real = gray_to_rgb(reference_images(data, settings.num_real))
+    generated = gray_to_rgb(generate(model, settings.num_gen, seed, settings.batch_size, progress, log))
     spec = data.spec
     cache_name = f"{spec.name}-{spec.version}-r{spec.resolution}-n{len(real)}-{content_hash(real)}"
     return entry.obj(generated, real, settings, cache_name, data_root() / "fid-stats")

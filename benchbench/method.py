@@ -8,7 +8,7 @@ optionally, ``reconstruct`` and ``traverse``. Images are float tensors in [-1, 1
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,6 +16,29 @@ import torch
 from torch import Tensor, nn
 
 from benchbench.datasets.base import DataSpec
+
+
+@dataclass(frozen=True)
+class ExtraObjective:
+    """A second objective with its own parameters and optimiser, stepped by the shared loop beside the main one.
+
+    Adversarial parts such as FactorVAE's total-correlation discriminator (Kim & Mnih 2018) minimise their own loss
+    over their own parameters. Each step the loop takes the gradient of ``terms["loss"]`` with respect to the main
+    parameters (``Method.trainable_parameters``, which must exclude ``params``) and of ``terms[loss_key]`` with
+    respect to ``params`` only, from the same forward pass, then steps both optimisers: one simultaneous update, as
+    disentanglement_lib's ``tf.group(train_op_vae, train_op_discr)``.
+
+    Attributes:
+        name: key of the optimiser state in checkpoints (e.g. "discriminator").
+        loss_key: which returned term this objective minimises (logged like every other term).
+        params: the parameters it updates (and no other objective does).
+        make_optimizer: params -> optimiser (its learning rate stays constant; the loop's schedule is the main one's).
+    """
+
+    name: str
+    loss_key: str
+    params: list[nn.Parameter]
+    make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 
 
 class Method(nn.Module):
@@ -63,8 +86,13 @@ class Method(nn.Module):
         return []
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """Parameters the optimiser updates (frozen pre-trained parts excluded)."""
-        return [p for p in self.parameters() if p.requires_grad]
+        """Parameters the optimiser updates (frozen pre-trained parts and extra objectives' parameters excluded)."""
+        extra = {id(p) for e in self.extra_objectives() for p in e.params}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in extra]
+
+    def extra_objectives(self) -> list[ExtraObjective]:
+        """Objectives with their own optimiser besides ``terms["loss"]`` (none by default); see ExtraObjective."""
+        return []
 
     @property
     def device(self) -> torch.device:

@@ -94,6 +94,9 @@ class Registry:
                 raise UnknownNameError(f"{self.kind} {name!r}: {self.broken[name]}")
             close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(close)}? " if close else ""
+            other = [r.kind for r in _ALL if r is not self and name in r]  # e.g. the metric "factorvae"
+            if other:
+                hint = f"{name!r} is a {' and a '.join(other)}, not a {self.kind}; {hint}"
             broken = f"; also {'; '.join(self.broken.values())}" if self.broken else ""
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}; {hint}known: {', '.join(sorted(self._entries))}{broken}"
@@ -113,6 +116,9 @@ class Registry:
         return iter([self._entries[n] for n in sorted(self._entries)])
 
 
+_ALL: list[Registry] = []  # every registry, for the "is a metric, not a method" hint
+
+
 def _check_method(name: str, meta: dict[str, Any]) -> None:
     from benchbench.plugins import check_method
 
@@ -122,6 +128,7 @@ def _check_method(name: str, meta: dict[str, Any]) -> None:
 methods = Registry("method", ("benchbench.baselines", "benchbench.methods"), "benchbench.methods", _check_method)
 metrics = Registry("metric", ("benchbench.metrics",))
 datasets = Registry("dataset", ("benchbench.datasets",))
+_ALL += [methods, metrics, datasets]
 
 register_method = methods.register
 register_metric = metrics.register

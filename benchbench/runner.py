@@ -9,12 +9,17 @@ next run of the same command resumes from the checkpoint.
 Every run folder's config hash covers the code of the method (:mod:`benchbench.codeid`); every record carries
 that code identity and the invocation (command line, start time, host); each seed keeps a time-stamped
 ``run.log`` of what the command said about it (:class:`benchbench.progress.RunLog`).
+Records that cannot lie: a seed counts as done only when its ``result.json`` proves it
+(:func:`benchbench.integrity.seed_problem`); a corrupt one is run again. Any exception while a seed runs (a
+BenchbenchError, an out-of-space or read-only OSError, a bug) becomes that seed's ``failed.json`` with the
+reason; the other seeds of the command still run, and the command then fails with one line.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -23,7 +28,7 @@ from typing import Any
 
 import torch
 
-from benchbench import codeid, distributed, protocols, stages, store
+from benchbench import codeid, distributed, integrity, protocols, stages, store, validate
 from benchbench import progress as prog
 from benchbench.config import RunConfig, config_hash, resolve, to_dict
 from benchbench.datasets.base import ImageData
@@ -96,11 +101,13 @@ def plan(
     if not seeds:
         raise BenchbenchError("--seeds must be at least 1")
     cfgs = [resolve(method, dataset, preset, s, overrides) for s in seeds]
+    validate.check_config(cfgs[0])
     data = build_data(cfgs[0], data_dir)
     check = methods.get(method).meta.get("check")  # the method's own (cross-field) config checks, before any stage
     if check is not None:
         for cfg in cfgs:
             check(cfg.model, data.spec)
+    validate.check_buildable(cfgs[0], data.spec)
     entry = methods.get(method)
     chosen, skipped = select_metrics(data.spec, cfgs[0].eval, entry.obj)
     code = codeid.method_identity(entry.obj, entry.meta.get("plugin"))
@@ -132,20 +139,43 @@ def _complete(spec: RunSpec) -> str:
     return f"{line}; reused although {note}" if note else line
 
 
+def _expected(spec: RunSpec) -> dict[str, Any]:
+    """What a complete record of ``spec`` must carry (see :func:`benchbench.integrity.result_problem`)."""
+    c = spec.cfg
+    return {"method": c.method, "dataset": c.dataset, "preset": c.preset, "config_hash": spec.cfg_hash,
+            "seed": c.seed, "config": to_dict(c)}
+
+
+def completed(spec: RunSpec) -> bool:
+    """Whether the seed's folder holds a result.json that proves the seed complete."""
+    return (spec.dir / "result.json").exists() and not integrity.seed_problem(spec.dir, _expected(spec))
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: a BenchbenchError's message, else ``Type: message``."""
+    text = str(exc) if isinstance(exc, BenchbenchError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+class SeedFailed(BenchbenchError):
+    """A seed stopped with an error; its failed.json (when it could be written) says why."""
+
+
 def run_one(spec: RunSpec, data: ImageData, device: torch.device, progress: bool = True,
             log: Log = _stderr) -> str:
-    """Train and score one seed; returns a status line. Raises BenchbenchError on failure.
+    """Train and score one seed; returns a status line. Raises SeedFailed (a BenchbenchError) on any failure,
+    after recording it in the seed's ``failed.json``.
 
     Under torchrun, rank 0 alone takes the lock, decides whether the seed runs, evaluates and writes; every rank
     trains (see :mod:`benchbench.distributed`).
     """
     main = distributed.is_main()
-    if distributed.from_main((spec.dir / "result.json").exists()):
+    if distributed.from_main(completed(spec) if main else False):
         return _complete(spec)
     with store.folder_lock(spec.dir) if main else nullcontext(True) as acquired:
         if not distributed.from_main(acquired):
             return f"seed {spec.cfg.seed}: running in another process, skipped ({spec.dir})"
-        if distributed.from_main((spec.dir / "result.json").exists()):  # finished by another process meanwhile
+        if distributed.from_main(completed(spec) if main else False):  # finished by another process meanwhile
             return _complete(spec)
         if main:
             log = prog.RunLog(spec.dir / "run.log", echo=log)
@@ -157,24 +187,43 @@ def run_one(spec: RunSpec, data: ImageData, device: torch.device, progress: bool
         if not main:
             _train_and_score(spec, data, device, progress, log)
             return f"seed {spec.cfg.seed}: done on rank {distributed.world()[0]}"
-        if not (spec.dir / "config.json").exists():
-            store.atomic_write_json(spec.dir / "config.json", {
-                **header, "config": to_dict(spec.cfg), "metrics_planned": list(spec.metrics),
-                "provenance": provenance(),
-            })
         try:
+            _prepare(spec, header, log)
             record = _train_and_score(spec, data, device, progress, log)
-        except BenchbenchError as exc:
-            store.atomic_write_json(spec.dir / "failed.json", {**header, "status": "failed", "error": str(exc)})
-            log.file(f"failed: {exc}")  # type: ignore[attr-defined]
-            raise
+            store.atomic_write_json(spec.dir / "result.json", {**header, **record, "status": "complete"})
+            (spec.dir / "failed.json").unlink(missing_ok=True)
         except KeyboardInterrupt:
             log.file("interrupted (Ctrl-C); the same command resumes from the checkpoint")  # type: ignore[attr-defined]
             raise
-        store.atomic_write_json(spec.dir / "result.json", {**header, **record, "status": "complete"})
-        (spec.dir / "failed.json").unlink(missing_ok=True)
+        except Exception as exc:
+            error = one_line(exc)
+            failure = {**header, "status": "failed", "error": error, "exception": type(exc).__name__}
+            if not isinstance(exc, BenchbenchError):
+                failure["traceback"] = traceback.format_exc()
+            try:
+                store.atomic_write_json(spec.dir / "failed.json", failure)
+            except OSError as write_exc:
+                log(f"warning: could not record the failure in {spec.dir / 'failed.json'} ({one_line(write_exc)})")
+            log.file(f"failed: {error}")  # type: ignore[attr-defined]
+            raise SeedFailed(error) from exc
         log.file("complete: result.json written")  # type: ignore[attr-defined]
     return f"seed {spec.cfg.seed}: done ({spec.dir})"
+
+
+def _prepare(spec: RunSpec, header: dict[str, Any], log: Log) -> None:
+    """Under the seed's lock: drop temporaries a killed writer left, set aside a result.json that does not prove
+    the seed complete, and (re)write config.json unless it already holds this config."""
+    for p in store.remove_stale_temporaries(spec.dir):
+        log(f"removed stale temporary {p.name} ({spec.dir})")
+    if (spec.dir / "result.json").exists():
+        log(f"warning: seed {spec.cfg.seed}: {integrity.seed_problem(spec.dir, _expected(spec))}; "
+            f"the record is corrupt, running the seed again ({spec.dir})")
+        (spec.dir / "result.json").unlink()
+    if integrity.config_problem(store.read_json(spec.dir / "config.json"), _expected(spec)):
+        store.atomic_write_json(spec.dir / "config.json", {
+            **header, "config": to_dict(spec.cfg), "metrics_planned": list(spec.metrics),
+            "provenance": provenance(),
+        })
 
 
 def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progress: bool,
@@ -255,6 +304,8 @@ def run(
     dev = pick_device(device)
     preset, notice = choose_preset(preset, dev)
     p = plan(method, dataset, preset, range(seeds) if isinstance(seeds, int) else seeds, overrides, out, data_dir)
+    if distributed.from_main(all(completed(s) for s in p.specs) if distributed.is_main() else False):
+        return [_complete(s) for s in p.specs]  # even if read-only
     check_writable(out)
     if notice:  # after the checks: bad input stays one line
         log(notice)
@@ -264,10 +315,27 @@ def run(
     if code.get("kind") == "builtin" and code.get("dirty"):
         quiet.once(f"note: benchbench has uncommitted changes; runs are keyed by its commit {code['commit'][:7]}, "
                    f"so these changes alone do not start new runs (commit them to retrain)", log)
-    todo = [s for s in p.specs if not (s.dir / "result.json").exists()]
+    todo = [s for s in p.specs if not completed(s)]
     if todo and distributed.is_main():
         cfg = todo[0].cfg
         rate, how = estimate(cfg, p.data, dev, out, probe=cfg.train.steps > 100 and distributed.world()[1] == 1)
         log(plan_line(cfg, len(todo), rate, how, dev, done=len(p.specs) - len(todo)))
-    return [run_one(spec, p.data, dev, progress, log) for spec in p.specs]
+    lines, failures = [], []
+    for spec in p.specs:
+        try:
+            lines.append(run_one(spec, p.data, dev, progress, log))
+        except SeedFailed as exc:
+            failures.append((spec, str(exc)))
+            lines.append(f"seed {spec.cfg.seed}: failed ({spec.dir / 'failed.json'})")
+            if len(p.specs) > 1:
+                log(f"seed {spec.cfg.seed} failed: {exc}")
+    if failures:
+        for line in lines:
+            log(line)
+        if len(failures) == 1 and len(p.specs) == 1:
+            raise BenchbenchError(failures[0][1])
+        seeds_failed = ", ".join(str(s.cfg.seed) for s, _ in failures)
+        raise BenchbenchError(f"{len(failures)} of {len(p.specs)} seeds failed (seeds {seeds_failed}; each "
+                              f"failed.json says why); first: {failures[0][1]}")
+    return lines
 

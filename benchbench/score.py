@@ -18,6 +18,7 @@ from benchbench.errors import BenchbenchError, MetricInputError
 from benchbench.evaluate import metric_settings, plain
 from benchbench.metrics.settings import EvalConfig
 from benchbench.registry import metrics
+from benchbench.validate import check_eval
 
 
 def load_array(path: Path, what: str, keys: tuple[str, ...]) -> np.ndarray:
@@ -75,6 +76,7 @@ def score_arrays(
         if not sep:
             raise BenchbenchError(f"--set {item!r}: expected METRIC.KEY=VALUE, e.g. --set dci.mode=fast")
         cfg = override(cfg, key.strip(), text.strip())
+    check_eval(cfg)
     inputs = {"codes+factors": factors, "codes+attributes": attributes}
     for what, labels in (("factors", factors), ("attributes", attributes)):
         if labels is not None:

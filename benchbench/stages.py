@@ -30,9 +30,9 @@ from typing import Any
 
 import torch
 
-from benchbench import distributed, store
+from benchbench import distributed, integrity, store
 from benchbench.config import to_dict
-from benchbench.datasets.base import NOT_IDENTITY, DataConfig, ImageData
+from benchbench.datasets.base import DEFAULT_OMITTED, NOT_IDENTITY, DataConfig, ImageData
 from benchbench.errors import BenchbenchError, TrainingError
 from benchbench.provenance import provenance
 from benchbench.registry import Registry
@@ -68,6 +68,9 @@ class StageRequest:
         data = to_dict(self.data)
         for key in NOT_IDENTITY:
             data.pop(key, None)
+        for key, default in DEFAULT_OMITTED.items():
+            if data.get(key) == default:
+                data.pop(key)
         return {"kind": self.kind, "dataset": self.dataset, "data": data, "config": to_dict(self.config),
                 "seed": self.seed, "deps": {name: dep.hash() for name, dep in self.deps}}
 
@@ -167,6 +170,7 @@ def ensure(
     with lock:
         found = None
         if main:
+            store.remove_stale_temporaries(d)  # left by a writer killed in this folder; we hold its lock
             meta = store.read_json(d / "artifact.json")
             if (d / "artifact.pt").exists() or meta is not None:
                 found = cached(req, out)
@@ -193,7 +197,7 @@ def ensure(
             if "cannot be read" not in str(exc):
                 raise
             log(f"stage {label}: unreadable checkpoint; starting the stage again")
-            (d / "ckpt.pt").unlink(missing_ok=True)
+            integrity.discard(d / "ckpt.pt")
             trained = train(model, data, req.config.train, d, req.seed, req.hash(), device, progress, log,
                             desc=f"stage {req.kind}")
         buf = io.BytesIO()
@@ -212,7 +216,7 @@ def ensure(
                 "sha256": sha, "online_sha256": online_sha, "built": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "seconds": round(time.perf_counter() - t0, 1),
                 "deps": {name: a.record() for name, a in deps.items()}, "provenance": provenance()})
-            (d / "ckpt.pt").unlink(missing_ok=True)  # the artifact supersedes it
+            integrity.discard(d / "ckpt.pt")  # the artifact supersedes it (and its digest)
         sha = distributed.from_main(sha)  # every rank returns rank 0's artifact (and waits until it is written)
         log(f"built stage {label} in {time.perf_counter() - t0:.0f} s (sha256 {sha[:12]})")
         return Artifact(req.kind, d / "artifact.pt", sha, req.hash(), online_sha)

@@ -10,10 +10,14 @@ Layout (``out`` defaults to ``results/``)::
         tb/            TensorBoard scalars (with the ``tb`` extra)
         result.json    written atomically once every metric is computed (the run is then complete)
         failed.json    written when the run stopped with an error (removed when it later completes)
+        ckpt.pt.sha256 digest of ckpt.pt (benchbench.integrity), written before the checkpoint itself
     tables/           LaTeX/markdown tables written by ``benchbench report``
 
 Every write goes to a temporary file in the same folder followed by ``os.replace``, so readers never
-see half a file and two processes writing the same record leave one whole copy.
+see half a file and two processes writing the same record leave one whole copy. Files get the permissions
+the user's umask allows (``0o666 & ~umask``, as ``open`` would), so a group can read a shared results folder.
+A seed is complete only when its ``result.json`` proves it (:func:`benchbench.integrity.seed_problem`); one
+that does not is listed as "corrupt" with the reason.
 """
 
 from __future__ import annotations
@@ -31,11 +35,35 @@ from typing import Any
 SCHEMA = 1
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary sibling and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def umask() -> int:
+    """The process umask, read from /proc (Linux) without changing it; elsewhere set and restored at once."""
     try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def file_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open()`` gives a new file (mkstemp would give 0600)."""
+    return 0o666 & ~umask()
+
+
+def tmp_prefix(path: Path) -> str:
+    """Prefix of the temporary siblings of ``path`` (``.<name>.``, suffix ``.tmp``)."""
+    return f".{path.name}."
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary sibling and an atomic rename (mode per the umask)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=tmp_prefix(path), suffix=".tmp")
+    try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -82,6 +110,18 @@ def folder_lock(folder: Path, on_wait: Callable[[], None] | None = None) -> Iter
         os.close(fd)
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the ``.*.tmp`` files a killed writer left in ``folder``; call only while holding its lock."""
+    removed = []
+    for p in folder.glob(".*.tmp"):
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
 def run_dir(out: Path, dataset: str, method: str, preset: str, cfg_hash: str, seed: int) -> Path:
     return Path(out) / "runs" / dataset / method / f"{preset}-{cfg_hash}" / f"seed{seed}"
 
@@ -92,8 +132,10 @@ class RunEntry:
 
     Attributes:
         path: the seed folder.
-        status: "complete" (result.json), "failed" (failed.json) or "incomplete" (neither).
-        record: the parsed result.json (complete), failed.json (failed) or config.json (incomplete).
+        status: "complete" (a result.json that proves it), "corrupt" (a result.json that does not),
+            "failed" (failed.json) or "incomplete" (neither).
+        record: the parsed result.json (complete), failed.json (failed) or config.json (incomplete, corrupt; a
+            corrupt entry's record also holds ``"corrupt"``: the reason).
     """
 
     path: Path
@@ -106,14 +148,34 @@ def iter_runs(out: Path) -> Iterator[RunEntry]:
     root = Path(out) / "runs"
     if not root.is_dir():
         return
-    for cfg_path in sorted(root.glob("*/*/*/seed*/config.json")):
-        d = cfg_path.parent
-        result = read_json(d / "result.json")
-        if result is not None:
-            yield RunEntry(d, "complete", result)
+    from benchbench.integrity import result_problem
+
+    folders = {p.parent for p in root.glob("*/*/*/seed*/config.json")} | {
+        p.parent for p in root.glob("*/*/*/seed*/result.json")}
+    for d in sorted(folders):
+        cfg_path = d / "config.json"
+        config = read_json(cfg_path)
+        if (d / "result.json").exists():
+            result = read_json(d / "result.json")
+            problem = result_problem(result, config, _path_identity(d, root))
+            if not problem:
+                yield RunEntry(d, "complete", result)
+            else:
+                yield RunEntry(d, "corrupt", {**(config if isinstance(config, dict) else {}), "corrupt": problem})
             continue
-        failed = read_json(d / "failed.json")
-        if failed is not None:
-            yield RunEntry(d, "failed", failed)
+        if (d / "failed.json").exists():
+            failed = read_json(d / "failed.json")
+            yield RunEntry(d, "failed", failed if isinstance(failed, dict) else
+                           {"error": "failed.json is not a valid record (the error was not recorded)"})
             continue
-        yield RunEntry(d, "incomplete", read_json(cfg_path) or {})
+        yield RunEntry(d, "incomplete", config if isinstance(config, dict) else {})
+
+
+def _path_identity(d: Path, root: Path) -> dict[str, Any]:
+    """What the folder ``runs/<dataset>/<method>/<preset>-<hash>/seed<k>`` says the record must carry."""
+    dataset, method, group, seed = d.relative_to(root).parts
+    preset, _, cfg_hash = group.rpartition("-")
+    ident: dict[str, Any] = {"dataset": dataset, "method": method, "preset": preset, "config_hash": cfg_hash}
+    if seed[4:].isdigit():
+        ident["seed"] = int(seed[4:])
+    return ident

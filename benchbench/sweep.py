@@ -19,7 +19,6 @@ would not fix (bad config, missing data, non-finite loss: a :class:`~benchbench.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,6 +66,10 @@ def expand(methods: list[str], datasets: list[str], seeds: int | list[int], pres
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
         raise BenchbenchError("--seeds must be at least 1")
+    if not methods:
+        raise BenchbenchError("--methods lists no method; give one or more, e.g. --methods betavae,infovae")
+    if not datasets:
+        raise BenchbenchError("--datasets lists no dataset; give one or more, e.g. --datasets shapes3d-synth")
     runs = []
     for method in methods:
         for dataset in datasets:
@@ -193,7 +196,7 @@ def submit(runs: list[SweepRun], launcher: str, out: Path, slurm: SlurmOptions |
     ``local`` and ``debug`` wait for every job (``local`` runs ``max(gpus, 1)`` jobs at a time); ``slurm`` returns
     after submitting unless ``wait``.
     """
-    folder = Path(out) / "sweeps" / time.strftime("%Y%m%d-%H%M%S")
+    folder = new_sweep_folder(Path(out))
     ex = executor(launcher, folder / "submitit", slurm, gpus)
     first_of_config: dict[tuple[str, str], SweepRun] = {}
     for r in runs:
@@ -250,16 +253,41 @@ def submit(runs: list[SweepRun], launcher: str, out: Path, slurm: SlurmOptions |
     return record
 
 
+def new_sweep_folder(out: Path) -> Path:
+    """``out/sweeps/<YYYYmmdd-HHMMSS>``, or ``...-2``, ``-3``, ... when another sweep took that name: the folder is
+    created with ``mkdir`` (atomic), so two sweeps started in the same second never share one."""
+    root = out / "sweeps"
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for k in range(1, 10_000):
+        folder = root / (stamp if k == 1 else f"{stamp}-{k}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise BenchbenchError(f"cannot create a new sweep folder under {root}; remove old sweeps")
+
+
 def status(out: Path) -> list[dict[str, Any]]:
     """Every run of every sweep under ``out/sweeps`` with its state: done, failed, running, started (a checkpoint,
     no process) or queued; read from the run folders, so it is right whichever engine ran them."""
     rows = []
+    from benchbench.integrity import seed_problem
+
     for path in sorted((Path(out) / "sweeps").glob("*/sweep.json")):
-        record = json.loads(path.read_text())
-        for r in record["runs"]:
+        record = store.read_json(path)
+        runs = record.get("runs") if isinstance(record, dict) else None
+        if not isinstance(runs, list):  # torn or hand-damaged: say so, keep going with the other sweeps
+            rows.append({"sweep": path.parent.name, "index": "-", "method": "?", "dataset": "?", "seed": "?",
+                         "state": "unreadable", "job": f"{path.name} is not a valid sweep record"})
+            continue
+        for r in runs:
+            if not isinstance(r, dict) or not {"dir", "index", "method", "dataset", "seed"} <= set(r):
+                continue
             d = Path(r["dir"])
             if (d / "result.json").exists():
-                state = "done"
+                state = "done" if not seed_problem(d) else "corrupt"
             elif (d / "failed.json").exists():
                 state = "failed"
             elif d.exists() and _locked(d):
@@ -270,7 +298,7 @@ def status(out: Path) -> list[dict[str, Any]]:
                 state = "queued"
             rows.append({"sweep": path.parent.name, "index": r["index"], "method": r["method"],
                          "dataset": r["dataset"], "seed": r["seed"], "state": state,
-                         "job": record.get("run_jobs", {}).get(str(r["index"]), "")})
+                         "job": (record.get("run_jobs") or {}).get(str(r["index"]), "")})
     return rows
 
 

@@ -6,6 +6,13 @@ Determinism and exact resume come from seeding per step rather than per run: ste
 ``k`` draws its batch indices from ``np.random.default_rng([k, s, rank])`` and its model noise from
 ``torch.manual_seed(derive_seed(k, s, rank))``. A run resumed from the checkpoint written after step
 ``s`` therefore sees exactly the numbers an uninterrupted run sees from step ``s + 1`` on.
+
+Records that cannot lie: every checkpoint's SHA-256 is recorded in ``ckpt.pt.sha256`` before the checkpoint is
+renamed into place (:mod:`benchbench.integrity`); a checkpoint that fails it is discarded with a one-line warning
+and the seed restarts from step 0 (which, by the seeding above, gives the same numbers). On every start,
+``stats.jsonl`` is cut back to the step training resumes from (0 without a checkpoint), dropping a torn last line,
+so the log holds each step once. A checkpoint is written only when the disk has room for it twice over (the
+temporary copy beside the one it replaces).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import copy
 import hashlib
 import io
 import json
+import shutil
 import signal
 import time
 from contextlib import nullcontext
@@ -23,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchbench import distributed
+from benchbench import distributed, integrity
 from benchbench import progress as prog
 from benchbench.config import TrainConfig
 from benchbench.datasets.base import ImageData, to_model_input
@@ -95,10 +103,49 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.copy_(b)
 
 
+DISK_MARGIN = 16 * 2**20  # bytes left free after a checkpoint write
+
+
+def check_free_space(folder: Path, need: int, what: str) -> None:
+    """Raise a one-line TrainingError unless ``folder``'s disk has ``need`` bytes (plus a margin) free."""
+    free = shutil.disk_usage(folder).free
+    if free < need + DISK_MARGIN:
+        raise TrainingError(f"not enough free disk in {folder} for {what}: needs {need / 2**20:.1f} MiB, "
+                            f"{free / 2**20:.1f} MiB free; free space or choose another --out")
+
+
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write the checkpoint atomically with its digest recorded first; the disk must hold it twice over
+    (its temporary copy coexists with the checkpoint it replaces), less the space the old one frees."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    data = buf.getvalue()
+    old = path.stat().st_size if path.exists() else 0
+    check_free_space(path.parent, max(len(data), 2 * len(data) - old), f"a {len(data) / 2**20:.1f} MiB checkpoint")
+    integrity.write_checked(path, data)
+
+
+def _verified(path: Path, log: Any) -> bool:
+    """Whether ``path`` holds a checkpoint to resume from. One that fails its checksum or cannot be read is
+    removed after a one-line warning (the seed then restarts from step 0); one written before checksums existed
+    is adopted (its digest recorded)."""
+    if not path.exists():
+        return False
+    verdict = integrity.check(path)
+    if verdict == "unrecorded":
+        try:
+            torch.load(path, map_location="cpu", weights_only=False)["step"]
+        except Exception as exc:
+            verdict = f"cannot be read ({type(exc).__name__})"
+        else:
+            integrity.record(path, integrity.sha256_file(path), keep_current=False)
+            return True
+    if verdict == "ok":
+        return True
+    why = "fails its SHA-256 check" if verdict == "corrupt" else verdict
+    log(f"warning: {path} {why}; discarding it and restarting this seed from step 0")
+    integrity.discard(path)
+    return False
 
 
 def _load_checkpoint(path: Path, cfg_hash: str) -> dict[str, Any]:
@@ -114,11 +161,48 @@ def _load_checkpoint(path: Path, cfg_hash: str) -> dict[str, Any]:
 
 
 def _trim_stats(path: Path, last_step: int) -> None:
-    """Drop stats lines written after the checkpoint we resume from (they will be written again)."""
+    """Drop stats lines after the step we resume from (they will be written again) and any torn line."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= last_step]
-    atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+    keep = []
+    for ln in path.read_bytes().decode(errors="replace").splitlines():
+        try:
+            row = json.loads(ln)
+        except ValueError:
+            continue  # a line torn by a kill
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= last_step:
+            keep.append(ln)
+    text = ("\n".join(keep) + "\n" if keep else "").encode()
+    if text != path.read_bytes():
+        atomic_write_bytes(path, text)
+
+
+def logged_steps(path: Path) -> list[int]:
+    """The steps of ``stats.jsonl`` in file order (torn lines skipped); for checks and tests."""
+    if not path.exists():
+        return []
+    rows = [read_json_line(ln) for ln in path.read_text(errors="replace").splitlines()]
+    return [r["step"] for r in rows if isinstance(r, dict) and isinstance(r.get("step"), int)]
+
+
+def read_json_line(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def _extra_gradients(loss: torch.Tensor, params: list[torch.nn.Parameter], extra_losses: list[torch.Tensor],
+                     extra_params: list[list[torch.nn.Parameter]]) -> None:
+    """Set ``.grad`` of each parameter group to the gradient of its own loss only, all from one forward pass.
+
+    The main ``loss`` may depend on the extra parameters (FactorVAE's TC term runs through the discriminator) and an
+    extra loss on the main ones; neither leaks into the other's group, unlike a plain ``backward`` of each."""
+    groups = [(loss, params), *zip(extra_losses, extra_params)]
+    for i, (value, group) in enumerate(groups):
+        grads = torch.autograd.grad(value, group, retain_graph=i < len(groups) - 1, allow_unused=True)
+        for p, g in zip(group, grads):
+            p.grad = g
 
 
 def _tensorboard(run_dir: Path) -> Any:
@@ -191,22 +275,26 @@ def train(
     params = method.trainable_parameters()
     opt_cls = torch.optim.AdamW if cfg.weight_decay > 0 else torch.optim.Adam
     opt = opt_cls(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay) if params else None
+    extras = [(e, e.make_optimizer(e.params)) for e in method.extra_objectives()]  # e.g. FactorVAE's discriminator
     ema = copy.deepcopy(method).requires_grad_(False) if cfg.ema_decay > 0 else None
     use_amp = cfg.amp and device.type == "cuda"
     ckpt_path, stats_path = run_dir / CKPT, run_dir / STATS
 
     # Resume.
     start = 0
-    if ckpt_path.exists():
+    if distributed.from_main(_verified(ckpt_path, log) if rank == 0 else False):
         state = _load_checkpoint(ckpt_path, cfg_hash)
         method.load_state_dict(state["model"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
         if opt is not None and state.get("optimizer") is not None:
             opt.load_state_dict(state["optimizer"])
+        for e, e_opt in extras:
+            e_opt.load_state_dict(state["extra_optimizers"][e.name])
         start = int(state["step"])
-        _trim_stats(stats_path, start)
         log(f"resuming {run_dir.name} from step {start}/{cfg.steps}")
+    if rank == 0:
+        _trim_stats(stats_path, start)
 
     def checkpoint(step: int) -> None:
         if rank != 0:
@@ -215,6 +303,7 @@ def train(
             "step": step, "config_hash": cfg_hash, "model": method.state_dict(),
             "ema": ema.state_dict() if ema is not None else None,
             "optimizer": opt.state_dict() if opt is not None else None,
+            "extra_optimizers": {e.name: e_opt.state_dict() for e, e_opt in extras},
         })
 
     # Loop.
@@ -237,19 +326,28 @@ def train(
             with autocast:
                 terms = method.loss(x)
             loss = terms["loss"]
+            extra_losses = [terms[e.loss_key] for e, _ in extras]
             if world_size > 1:  # every rank sees the mean, so all stop together on a non-finite loss
                 terms = distributed.mean_over_ranks(terms)
             if not torch.isfinite(terms["loss"]).item():
+                kept = ("the last checkpoint is kept" if ckpt_path.exists()
+                        else "no checkpoint was written yet, so a rerun starts from step 0")
                 raise TrainingError(
                     f"non-finite loss ({terms['loss'].item()}) at step {step + 1}; lower train.lr or set "
-                    f"train.grad_clip (the last checkpoint is kept)"
+                    f"train.grad_clip ({kept})"
                 )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if not extras:
+                loss.backward()
+            else:
+                _extra_gradients(loss, params, extra_losses, [e.params for e, _ in extras])
             distributed.average_gradients(params)
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
+            for e, e_opt in extras:
+                distributed.average_gradients(e.params)
+                e_opt.step()
             if ema is not None:
                 ema_update(ema, method, cfg.ema_decay)
             done = step + 1

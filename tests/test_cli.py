@@ -110,7 +110,7 @@ BAD = {
                         "unknown dataset"),
     "unknown preset": (["run", "--method", "betavae", "--dataset", "shapes3d-synth", "--preset", "fast"],
                        "no preset 'fast'"),
-    "unknown key": (SMOKE + ["run", "--method", "betavae", "--set", "train.lrr=1"], "did you mean lr"),
+    "unknown key": (SMOKE + ["run", "--method", "betavae", "--set", "train.lrr=1"], "did you mean train.lr"),
     "wrong type": (SMOKE + ["run", "--method", "betavae", "--set", "train.steps=1.5"], "expected an integer"),
     "unknown metric": (SMOKE + ["run", "--method", "betavae", "--metrics", "mgi"],
                        "unknown metric 'mgi'; did you mean"),

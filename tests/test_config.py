@@ -52,7 +52,7 @@ def test_override_parses_each_type() -> None:
         ("flag", "1", "expected True or False"),
         ("betas", "(1, 2, 3)", "expected 2 values"),
         ("inner", "3", "is a group"),
-        ("inner.sise", "3", "did you mean size"),
+        ("inner.sise", "3", "did you mean inner.size"),
         ("lr.x", "3", "has no sub-keys"),
     ],
 )
@@ -74,7 +74,7 @@ def test_config_hash_ignores_seed_only() -> None:
 def test_resolve_rejects_unknown_preset_and_fixed_keys() -> None:
     with pytest.raises(ConfigError, match="no preset 'quik'.*did you mean quick"):
         resolve("betavae", "shapes3d-synth", "quik", 0)
-    with pytest.raises(ConfigError, match="use the --seed option"):
+    with pytest.raises(ConfigError, match="use the --seeds N"):
         resolve("betavae", "shapes3d-synth", "smoke", 0, ["seed=3"])
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         resolve("betavae", "shapes3d-synth", "smoke", 0, ["train.lr"])

@@ -290,7 +290,7 @@ def test_manifest_entries() -> None:
     assert real.sha256 is None and real.size is None and real.min_size == 1_036_800 * 12_288
     assert resolve("mpi3d_realistic.npz").variant == "realistic"
     assert resolve("shapes3d", variant="toy") is shapes  # variants only matter for multi-file sets
-    assert {e.dataset for e in MANIFEST.values()} == {"shapes3d", "mpi3d"}
+    assert {e.dataset for e in MANIFEST.values()} == {"shapes3d", "mpi3d", "dsprites"}
     with pytest.raises(DataError, match="variant"):
         resolve("mpi3d", variant="complex")
     with pytest.raises(UnknownNameError, match="shapes3d"):

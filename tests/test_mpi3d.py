@@ -183,7 +183,8 @@ def test_compressed_archive_takes_the_conversion_fallback(
     assert not ds.stored and cache_file(path).name == "mpi3d_realistic.images.npy"
     np.testing.assert_array_equal(ds.images(np.arange(36)), arr)
     np.testing.assert_array_equal(np.load(cache_file(path)), arr)  # a plain .npy
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mpi3d_realistic.images.npy", "mpi3d_realistic.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mpi3d_realistic.images.npy",
+                                                         "mpi3d_realistic.images.npy.sha256", "mpi3d_realistic.npz"]
 
     def no_conversion(*args: object) -> None:
         raise AssertionError("converted twice")

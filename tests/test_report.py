@@ -19,7 +19,7 @@ def _run(out: Path, method: str, seed: int, values: dict[str, float], *, cfg_has
     """Write config.json and result.json of one complete run; returns its folder."""
     d = store.run_dir(out, dataset, method, preset, cfg_hash, seed)
     ident = {"method": method, "dataset": dataset, "preset": preset, "config_hash": cfg_hash, "seed": seed}
-    store.atomic_write_json(d / "config.json", ident)
+    store.atomic_write_json(d / "config.json", {**ident, "config": {}})
     metrics = {
         name: {"value": v, "higher_is_better": name not in ("fid", "pmg"), "label": LABELS.get(name, name),
                "extras": {}, "settings": (settings or {}).get(name, {"num_train": 2000, "seed": 0})}

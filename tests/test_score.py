@@ -62,7 +62,7 @@ def test_default_metrics_are_the_array_ones() -> None:
         ("missing", "factors", [], "does not exist"),
         ("codes", "factors", ["--metrics", "factorvae"], "benchbench run"),
         ("codes", "factors", ["--metrics", "mgi"], "did you mean"),
-        ("codes", "factors", ["--set", "dci.mod=fast"], "did you mean mode"),
+        ("codes", "factors", ["--set", "dci.mod=fast"], "did you mean dci.mode"),
     ],
 )
 def test_bad_arrays_are_rejected_in_one_line(arrays, codes, factors, extra, message, invoke) -> None:

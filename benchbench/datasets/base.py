@@ -31,6 +31,9 @@ class DataConfig:
             Evaluation and the FID reference set are unaffected. Ground-truth sets always train on every image.
         flip: random horizontal flips of training batches on sets that flip (CelebA); False: never (DisDiff's
             CelebA loader).
+        repeat: Cars3D's training pool holds every image this many times (DisDiff repeats it 10x, methods.md §1.1;
+            with batches drawn uniformly with replacement this changes which indices a seed draws, not their
+            distribution); evaluation always sees each image once. 1 elsewhere.
     """
 
     resolution: int = 64
@@ -41,14 +44,19 @@ class DataConfig:
     url: str = ""
     split: str = "train"
     flip: bool = True
+    repeat: int = 1
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "all"):
             raise ConfigError(f"data.split must be 'train' or 'all', got {self.split!r}")
+        if self.repeat < 1:
+            raise ConfigError(f"data.repeat must be >= 1, got {self.repeat}")
 
 
 # DataConfig fields that decide where data comes from, not what it is: left out of run identities.
 NOT_IDENTITY = ("download", "url")
+# Fields added later, left out of run identities at their default so earlier runs keep their config hashes.
+DEFAULT_OMITTED = {"repeat": 1}
 
 
 @dataclass(frozen=True)

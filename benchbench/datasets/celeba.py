@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from benchbench import integrity
 from benchbench import progress as prog
 from benchbench.datasets.base import AttributeData, DataConfig, DataSpec, data_root
 from benchbench.datasets.celeba_files import (
@@ -54,6 +55,7 @@ from benchbench.datasets.celeba_files import (
 )
 from benchbench.errors import ConfigError, DataError
 from benchbench.registry import register_dataset
+from benchbench.store import file_mode
 
 SOURCE_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 IMAGE_DIR, IMAGE_ZIP = "img_align_celeba", "img_align_celeba.zip"
@@ -245,14 +247,18 @@ class CelebA(AttributeData):
 
     def _cached(self) -> np.ndarray | None:
         """The memory-mapped cache when present and of the right shape, else None."""
-        if self._cache is None and self.cache_path.is_file():
+        if self._cache is None and not getattr(self, "_cache_rejected", False) and self.cache_path.is_file():
             try:
                 arr = np.load(self.cache_path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError, EOFError):
                 return None  # damaged: ignored; build_cache() rewrites it
             r = self.cfg.resolution
             if arr.shape == (len(self), r, r, 3) and arr.dtype == np.uint8:
-                self._cache = arr
+                if integrity.cache_intact(self.cache_path, "celeba: the image cache",
+                                          "decoding the JPEGs instead; build_cache() rewrites it"):
+                    self._cache = arr
+                else:
+                    self._cache_rejected = True  # warned once; not hashed again by this object
         return self._cache
 
     def build_cache(self, workers: int | None = None, progress: bool = True) -> Path:
@@ -264,6 +270,7 @@ class CelebA(AttributeData):
         """
         if self._cached() is not None:
             return self.cache_path
+        self._cache_rejected = False
         workers = workers or min(8, os.cpu_count() or 1)
         r, n, chunk = self.cfg.resolution, len(self), 512
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=self.cache_path.name, suffix=".tmp")
@@ -278,8 +285,10 @@ class CelebA(AttributeData):
                     bar.update(stop - start)
             out.flush()
             del out
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
+            os.chmod(tmp, file_mode())  # mkstemp makes 0600; the cache may be shared
+            sha = integrity.sha256_file(Path(tmp))
             os.replace(tmp, self.cache_path)
+            integrity.record_cache(self.cache_path, sha)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)

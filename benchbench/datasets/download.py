@@ -35,6 +35,7 @@ from benchbench.datasets.manifest import (
     BLOCK,
     MANIFEST,
     FileEntry,
+    cars3d_instructions,
     celeba_instructions,
     check_file,
     resolve,
@@ -271,6 +272,8 @@ def fetch(
     root = data_root(data_dir)
     if name == "celeba":
         raise DataError(celeba_instructions(root))
+    if name == "cars3d":
+        raise DataError(cars3d_instructions(root))
     entry = resolve(name, variant, manifest)
     target = root / entry.file
     if not force:

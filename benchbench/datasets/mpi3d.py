@@ -18,6 +18,8 @@ any other N (fixtures, hand-made subsets) needs explicit ``factor_sizes``.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import re
 import shutil
@@ -31,10 +33,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from benchbench import integrity
 from benchbench import progress as prog
 from benchbench.datasets.base import DataConfig, DataSpec, GroundTruthData, data_root
 from benchbench.errors import ConfigError, DataError
 from benchbench.registry import register_dataset
+from benchbench.store import file_mode
 
 HF_DATASET = "waleedgondal/mpi3d"
 SOURCE = (
@@ -182,24 +186,30 @@ def convert_deflated(path: Path, target: Path) -> None:
                     f"but only {free / 1e9:.1f} GB are free there; free space or save the archive with np.savez"
                 )
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
+            digest = hashlib.sha256()
             with os.fdopen(fd, "wb") as out, prog.bar(
                 nbytes, f"mpi3d: decompressing {path.name} once", True, prog.write, unit="B"
             ) as bar:
                 header = {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)}
-                np.lib.format.write_array_header_1_0(out, header)
+                head = io.BytesIO()
+                np.lib.format.write_array_header_1_0(head, header)
+                out.write(head.getvalue())
+                digest.update(head.getvalue())
                 left = nbytes
                 while left:
                     chunk = member.read(min(_COPY_BYTES, left))
                     if not chunk:
                         raise EOFError(f"the member ends {left} bytes early")
                     out.write(chunk)
+                    digest.update(chunk)
                     left -= len(chunk)
                     bar.update(len(chunk))
             member.read(1)  # reaching the end makes zipfile check the CRC
         st = path.stat()
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; the cache may be shared
         os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         os.replace(tmp, target)
+        integrity.record_cache(target, digest.hexdigest())
     except (OSError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error, ValueError) as exc:
         raise DataError(
             f"{path}: could not convert the compressed 'images' to {target} ({_one_line(exc)}); "
@@ -222,7 +232,7 @@ def _cached_npy(path: Path, shape: tuple[int, ...]) -> tuple[Path, int]:
                     size = os.fstat(f.fileno()).st_size
                 if (tuple(cshape), fortran, np.dtype(dtype)) == (shape, False, np.uint8) and (
                     size == offset + int(np.prod(shape))
-                ):
+                ) and integrity.cache_intact(target, "mpi3d: the converted cache", "converting the archive again"):
                     return target, offset
         except (OSError, ValueError, EOFError):
             pass  # missing or damaged: (re)convert below

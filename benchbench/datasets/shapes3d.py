@@ -14,8 +14,10 @@ The real ``images`` dataset is gzip-compressed and slow to read at random (§1),
 it is converted once, with a progress bar, into an uncompressed ``3dshapes.images.npy`` beside the
 file (5.9 GB for the full set) and memory-mapped from then on; the page cache then keeps it in RAM
 when it fits. The sidecar ``3dshapes.images.json`` ties the cache to the source's size and mtime, so
-a replaced ``.h5`` rebuilds it. Without enough free disk (or a writable folder) the loader warns once
-and reads the ``.h5`` directly.
+a replaced ``.h5`` rebuilds it; it also records the cache's SHA-256, checked again whenever the cache's own
+size, mtime, ctime or inode changed, so a cache altered in place is rebuilt. Without enough free disk (or a
+writable folder) the loader warns once and
+reads the ``.h5`` directly.
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ import h5py
 import numpy as np
 from PIL import Image
 
+from benchbench import integrity
 from benchbench import progress as prog
 from benchbench.datasets.base import DataConfig, DataSpec, GroundTruthData, data_root
 from benchbench.datasets.download import fetch
 from benchbench.errors import DataError
 from benchbench.registry import register_dataset
-from benchbench.store import atomic_write_json, read_json
+from benchbench.store import atomic_write_json, file_mode, read_json
 
 SOURCE_URL = "https://storage.googleapis.com/3d-shapes/3dshapes.h5"
 FILE_NAMES = ("3dshapes.h5", "3dshapes.npz")
@@ -247,10 +250,27 @@ def _convert(h5: Path, npy: Path) -> None:
             del out
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; the cache may be shared
         os.replace(tmp, npy)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _cache_intact(npy: Path, meta: Path, side: dict[str, Any]) -> bool:
+    """Whether the cache is the file whose SHA-256 the sidecar recorded: trusted without reading while its
+    size, mtime, ctime and inode are unchanged (:func:`benchbench.integrity.stat_key`), else hashed again (and the
+    sidecar refreshed when it still matches). A cache that fails is rebuilt after a one-line warning."""
+    if side.get("cache") == integrity.stat_key(npy):
+        return True
+    sha = integrity.sha256_file(npy)
+    if sha == side.get("sha256"):
+        try:
+            atomic_write_json(meta, {**side, "cache": integrity.stat_key(npy)})
+        except OSError:
+            pass
+        return True
+    warnings.warn(f"shapes3d: the image cache {npy} fails its SHA-256 check; rebuilding it", stacklevel=4)
+    return False
 
 
 def image_cache(h5: Path, rows: int) -> np.ndarray | None:
@@ -265,8 +285,10 @@ def image_cache(h5: Path, rows: int) -> np.ndarray | None:
     """
     npy, meta = cache_paths(h5)
     key = _cache_key(h5)
-    if read_json(meta) == key and (cached := _open_cache(npy, rows)) is not None:
-        return cached
+    side = read_json(meta)
+    if isinstance(side, dict) and {k: side.get(k) for k in key} == key and npy.is_file():
+        if _cache_intact(npy, meta, side) and (cached := _open_cache(npy, rows)) is not None:
+            return cached
     try:  # a stale cache is useless: free its space before measuring
         meta.unlink(missing_ok=True)
         npy.unlink(missing_ok=True)
@@ -284,7 +306,7 @@ def image_cache(h5: Path, rows: int) -> np.ndarray | None:
         return None
     try:
         _convert(h5, npy)
-        atomic_write_json(meta, key)
+        atomic_write_json(meta, {**key, "sha256": integrity.sha256_file(npy), "cache": integrity.stat_key(npy)})
     except (OSError, ValueError, KeyError) as exc:
         warnings.warn(
             f"shapes3d: could not build the image cache {npy} ({_one_line(exc)}); reading {h5.name} directly",

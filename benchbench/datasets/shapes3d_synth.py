@@ -18,13 +18,13 @@ batched matrix product of the maps [B, R*R, 3 classes] with the colours [B, 3 cl
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
+import io
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from benchbench import integrity
 from benchbench import progress as prog
 from benchbench.datasets.base import DataConfig, DataSpec, GroundTruthData, data_root
 from benchbench.datasets.shapes3d import FACTOR_NAMES, FACTOR_SIZES, FACTOR_VALUES, factors_to_labels
@@ -234,28 +234,29 @@ def load_or_build_maps(root: Path, resolution: int) -> np.ndarray:
     """All 480 geometry maps [480, R*R, 3] (float32), read from the disk cache or built and stored.
 
     The file holds float16 (11.8 MB at 64x64, §5d) and is written atomically (temp file + os.replace),
-    so concurrent builders never leave a half-written cache. An unwritable folder only warns.
+    so concurrent builders never leave a half-written cache. Its SHA-256 is recorded in ``<file>.sha256``
+    (:mod:`benchbench.integrity`); a cache that fails it is rebuilt after a warning. An unwritable folder only warns.
     """
     path = cache_path(root, resolution)
     expected = (NUM_GEOMETRIES, resolution * resolution, 3)
     try:
-        cached = np.load(path, allow_pickle=False)
-        if cached.shape == expected and cached.dtype == np.float16:
-            return cached.astype(np.float32)
+        verdict = integrity.check(path) if path.is_file() else "absent"
+        if verdict == "corrupt":
+            warnings.warn(f"shapes3d-synth: the map cache {path} fails its SHA-256 check; rebuilding it",
+                          stacklevel=2)
+        else:
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape == expected and cached.dtype == np.float16:
+                if verdict == "unrecorded":  # written before checksums existed: adopt it
+                    integrity.record(path, integrity.sha256_file(path), keep_current=False)
+                return cached.astype(np.float32)
     except (OSError, ValueError, EOFError):
         pass  # missing or damaged: rebuild below
     maps = geometry_maps(np.arange(NUM_GEOMETRIES), resolution, progress=True)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, maps.astype(np.float16))
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        buf = io.BytesIO()
+        np.save(buf, maps.astype(np.float16))
+        integrity.write_checked(path, buf.getvalue())  # digest first, then the file, both atomic
     except OSError as exc:
         warnings.warn(f"shapes3d-synth: could not write the map cache {path}: {exc}", stacklevel=2)
     return maps.astype(np.float16).astype(np.float32)  # identical numbers whether cached or not

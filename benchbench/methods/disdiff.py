@@ -41,6 +41,10 @@ Deviations from the reference, with reasons: the EMA of G has no
 (1 + n) / (10 + n) decay warm-up (the shared training loop's EMA is plain); the autoencoder is trained without LPIPS
 and patch-GAN terms (:mod:`benchbench.methods.ldm`).
 
+CLIP-guided DisDiff (``model.encoder=clip``): E is a frozen CLIP image encoder with trainable per-factor heads
+(:mod:`benchbench.nets.clip_encoder`); everything else, E' included (the same module with detached weights), is
+unchanged.
+
 Generation: z from a Gaussian fitted to training codes (running moments, as PDAE's stand-in), then the reference's
 DDIMSampler (:func:`benchbench.ddim.ldm_grid`: timesteps range(0, T, T // K) + 1, last step to ab_0, no clipping,
 ``eta`` = 1 as its ``log_images``) with eps_theta - sqrt(1 - ab_t) sum_c G_c (the reference's ``ddim_coef``) and D.
@@ -69,6 +73,8 @@ from benchbench.method import CodeMoments, Method, paper_differences, randn, the
 from benchbench.methods.dpm import DPM, DPMConfig, ddpm_request
 from benchbench.methods.ldm import AutoencoderConfig, LatentDPM, LatentDPMConfig, ldm_request
 from benchbench.methods.pdae import PRESETS as PDAE_PRESETS
+from benchbench.nets.clip_encoder import ClipEncoderConfig, ClipFactorEncoder
+from benchbench.nets.clip_encoder import check as check_clip
 from benchbench.nets.unet import UNetConfig, UNetDecoder
 from benchbench.registry import register_method
 from benchbench.stages import Artifact
@@ -95,6 +101,9 @@ class DisDiffConfig:
         sample_steps: DDIM steps K of sample, reconstruct and traverse (the reference visualises with 200).
         eta: DDIM eta of ``sample`` (1, the reference's ``ddim_eta``); figures decode with eta = 0 (module doc).
         code_momentum: momentum of the running code moments behind :meth:`DisDiff.sample`.
+        encoder: "conv" (the reference's Encoder4) or "clip" (CLIP-guided DisDiff: a frozen CLIP image encoder with
+            trainable per-factor heads, :mod:`benchbench.nets.clip_encoder`; ``encoder_channels`` is then unused).
+        clip: the CLIP encoder's settings (``--set model.clip.weights=PATH``).
     """
 
     space: str = "latent"
@@ -111,6 +120,8 @@ class DisDiffConfig:
     sample_steps: int = 50
     eta: float = 1.0
     code_momentum: float = 0.99
+    encoder: str = "conv"
+    clip: ClipEncoderConfig = field(default_factory=ClipEncoderConfig)
 
     @property
     def code_dim(self) -> int:
@@ -260,7 +271,8 @@ def _presets() -> dict[str, object]:
         "smoke": Preset(smoke, smoke_train, data=(("resolution", 16),)),
         "quick": Preset(quick, quick_train, data=(("resolution", 32),)),
         "paper": {"default": paper, "shapes3d": paper, "celeba": celeba,
-                  "mpi3d": Preset(replace(paper_model, dis_weight=0.01), paper_train)},
+                  "mpi3d": Preset(replace(paper_model, dis_weight=0.01), paper_train),
+                  "cars3d": Preset(paper_model, paper_train, data=(("repeat", 10),))},  # Cars3D repeated 10x (§1.1)
     }
 
 
@@ -282,6 +294,10 @@ def _check(cfg: DisDiffConfig, spec: DataSpec) -> None:
         raise ConfigError(f"disdiff: model.orth_dim ({cfg.orth_dim}) must be >= model.num_factors")
     if cfg.space == "latent" and cfg.ldm.autoencoder.kind not in ("vq", "kl"):
         raise ConfigError(f"disdiff: model.ldm.autoencoder.kind must be 'vq' or 'kl', got {cfg.ldm.autoencoder.kind!r}")
+    if cfg.encoder not in ("conv", "clip"):
+        raise ConfigError(f"disdiff: model.encoder must be 'conv' or 'clip', got {cfg.encoder!r}")
+    if cfg.encoder == "clip":
+        check_clip(cfg.clip)
     side = spec.resolution
     if side < 8 or 4 * 2 ** round(np.log2(side / 4)) != side:
         raise ConfigError(f"disdiff: the encoder needs a resolution 4 * 2^k (k >= 1), got {side}; set data.resolution")
@@ -322,7 +338,9 @@ class DisDiff(Method):
         self.schedule: Schedule = frozen.schedule
         unet = frozen.unet
         width = unet.cfg.embed_dim
-        self.encoder = FactorEncoder(spec.channels, spec.resolution, cfg.encoder_channels, cfg.code_dim)
+        self.encoder: nn.Module = (
+            ClipFactorEncoder(cfg.clip, cfg.num_factors, cfg.factor_dim) if cfg.encoder == "clip"
+            else FactorEncoder(spec.channels, spec.resolution, cfg.encoder_channels, cfg.code_dim))
         self.repre_embed = nn.Linear(cfg.factor_dim, width)
         self.orth_weight = nn.Parameter(torch.randn(cfg.orth_dim, cfg.orth_dim))
         self.factor_proj = nn.Linear(cfg.orth_dim, width)

@@ -153,6 +153,7 @@ def factor_vae_score(
     sampling=True,
     settings_key="factorvae",
     label="FactorVAE",
+    note="the FactorVAE score; the FactorVAE method is factor-vae",
 )
 def factorvae_metric(source: FactorSource, settings: FactorVAESettings, seed: int) -> MetricResult:
     """FactorVAE score with ``RandomState(seed)``.

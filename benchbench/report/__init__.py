@@ -115,10 +115,15 @@ def make_report(out: Path, fmt: str = "latex", write: bool = True, paper: bool =
         unfinished = [prefix + line for line in _unfinished(out, filters)]
         text = "\n".join(parts) + ("\n" + "\n".join(unfinished) + "\n" if unfinished else "")
     written: list[Path] = []
-    if write and fmt != "csv":
-        for path, data in files.items():
-            store.atomic_write_bytes(path, data)
-            written.append(path)
+    try:
+        if write and fmt != "csv":
+            for path, data in files.items():
+                store.atomic_write_bytes(path, data)
+                written.append(path)
+    except OSError as exc:  # a read-only or full results folder: the tables are still printed
+        warning = (f"warning: could not write the tables to {out / 'tables'} "
+                   f"({exc.strerror or type(exc).__name__}); printed only")
+        return Report(text + ("% " if fmt == "latex" else "") + warning + "\n", written, tables)
     if (write and figures and fmt != "csv") or html:
         from benchbench.report.plots import write_comparison
 

@@ -31,7 +31,7 @@ GROUP = ["dataset", "method", "preset", "config_hash"]
 # ``display_name=`` with their method or are shown by their registry name.
 DISPLAY = {"betavae": "β-VAE", "infovae": "InfoVAE", "random": "random floor", "diffae": "Diff-AE",
            "pdae": "PDAE", "disdiff": "DisDiff", "infodiffusion": "InfoDiffusion", "betatcvae": "β-TCVAE",
-           "factorvae-model": "FactorVAE", "factorvaemodel": "FactorVAE", "dipvae1": "DIP-VAE-I",
+           "factor-vae": "FactorVAE (method)", "factorvae-model": "FactorVAE", "dipvae1": "DIP-VAE-I",
            "dipvae2": "DIP-VAE-II", "annealedvae": "AnnealedVAE"}
 # Config leaf names shown as symbols in labels.
 SYMBOLS = {"beta": "β", "gamma": "γ", "alpha": "α", "lambda_": "λ", "lam": "λ", "lambda_od": "λ_od",
@@ -188,12 +188,15 @@ def load_frame(out: Path) -> pd.DataFrame:
 
 
 def incomplete_and_failed(out: Path) -> list[str]:
-    """One line per unfinished run: ``incomplete: <path>`` first, then ``failed: <path>: <error>``.
+    """One line per unfinished run: ``incomplete: <path>`` first, then ``corrupt: <path>: <reason>`` (a result.json
+    that does not prove the run complete), then ``failed: <path>: <error>``.
 
     Paths are relative to ``out``, e.g. ``runs/shapes3d-synth/betavae/quick-ab12cd34/seed2``.
     """
     runs = list(store.iter_runs(out))
     lines = [f"incomplete: {relpath(e.path, out)}" for e in runs if e.status == "incomplete"]
+    lines += [f"corrupt: {relpath(e.path, out)}: {e.record['corrupt']} (not counted; `benchbench run` redoes it)"
+              for e in runs if e.status == "corrupt"]
     for e in runs:
         if e.status == "failed":
             error = " ".join(str(e.record.get("error") or "no error message recorded").split())
