@@ -197,14 +197,30 @@ def list_(data_dir: Path | None) -> None:
               show_default=True)
 @click.option("--paper", is_flag=True,
               help="Add published numbers (reported, not reproduced) beside real-data runs, with the differences.")
-def report(out: Path, fmt: str, paper: bool) -> None:
-    """Aggregate completed runs: mean ± std over seeds, one table per dataset (LaTeX in OUT/tables/)."""
+@click.option("--preset", "presets", multiple=True, help="Only these presets (repeat or comma-separate).")
+@click.option("--method", "methods", multiple=True, help="Only these methods (repeat or comma-separate).")
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeat or comma-separate).")
+@click.option("--metrics", "--columns", "metrics", multiple=True,
+              help="Only these metric columns, e.g. --metrics factorvae,dci (tad brings ATTRS along).")
+@click.option("--html", is_flag=True, help="Also write OUT/report.html: tables, figures, provenance (opens from disk).")
+@click.option("--no-figures", is_flag=True, help="Do not draw the comparison plots (nor refer to them from LaTeX).")
+def report(out: Path, fmt: str, paper: bool, presets: tuple[str, ...], methods: tuple[str, ...],
+           datasets: tuple[str, ...], metrics: tuple[str, ...], html: bool, no_figures: bool) -> None:
+    """Aggregate completed runs: mean ± std over seeds, one table per dataset and preset (files in OUT/tables/)."""
     from benchbench import report as rep
 
-    click.echo(rep.build_report(out, fmt, paper=paper))
+    result = rep.make_report(out, fmt, paper=paper, presets=presets, methods=methods, datasets=datasets,
+                             metrics=metrics, figures=not no_figures, html=html)
+    click.echo(result.text)
     if fmt == "csv":
         for line in rep.incomplete_and_failed(out):
             click.echo(line, err=True)
+    if result.written:
+        folders = sorted({str(p.parent) for p in result.written})
+        click.echo(f"wrote {len(result.written)} files under {', '.join(folders)}", err=True)
+        page = [p for p in result.written if p.name == "report.html"]
+        if page:
+            click.echo(f"html report: {page[0].resolve().as_uri()}", err=True)
 
 
 @cli.command()

@@ -292,7 +292,7 @@ def reference_images(data: Any, n: int) -> np.ndarray:
     return data.images(reference_indices(data, n))
 
 
-def _with_sample_grid(sample: Callable[[int, int], np.ndarray], path: Path,
+def _with_sample_grid(sample: Callable[[int, int], np.ndarray], path: Path, title: str = "Samples",
                       num: int = 64) -> Callable[[int, int], np.ndarray]:
     """``sample`` that also writes the first chunk's first ``num`` images as ``path`` (so ``samples.png`` shows
     images of the very generator and noise the FID was computed on)."""
@@ -300,10 +300,10 @@ def _with_sample_grid(sample: Callable[[int, int], np.ndarray], path: Path,
     def wrapped(i: int, n: int) -> np.ndarray:
         images = sample(i, n)
         if i == 0:
-            from benchbench.figures import sample_grid
+            from benchbench.figures import save_sample_figure
 
             path.parent.mkdir(parents=True, exist_ok=True)
-            sample_grid(images[:num]).save(path)
+            save_sample_figure(images[:num], path.with_suffix(""), title)
         return images
 
     return wrapped
@@ -338,7 +338,8 @@ def _image_metric(entry: Entry, model: torch.nn.Module, data: Any, settings: Any
         work = Path(out_dir) / "fid" / f"{settings.protocol}-{tag}"
     sample = chunk_sampler(model, seed, settings.gen_batch)
     if out_dir is not None:
-        sample = _with_sample_grid(sample, Path(out_dir) / "samples.png")
+        sample = _with_sample_grid(sample, Path(out_dir) / "samples.png",
+                                   f"Samples scored by FID ({settings.protocol}): {generator}")
     rgb = sample  # one-channel datasets are compared as RGB (``gray_to_rgb``)
     res = entry.obj(lambda i, n: gray_to_rgb(rgb(i, n)), lambda n: gray_to_rgb(reference_images(data, n)), real_key,
                     settings, work, data_root() / "fid-stats", device, progress)

@@ -34,7 +34,7 @@ from benchbench.config import RunConfig, config_hash, resolve, to_dict
 from benchbench.datasets.base import ImageData
 from benchbench.errors import BenchbenchError
 from benchbench.evaluate import evaluate, select_metrics
-from benchbench.figures import save_figures
+from benchbench.figures import save_figures, save_pmg_figure
 from benchbench.latent_stage import check_code_prior, ensure_latent
 from benchbench.provenance import invocation, provenance
 from benchbench.registry import datasets, methods
@@ -249,11 +249,14 @@ def _train_and_score(spec: RunSpec, data: ImageData, device: torch.device, progr
         distributed.barrier()
         return {}
     try:
-        figures = [p.name for p in save_figures(trained, data, spec.dir, cfg.seed)] if cfg.eval.figures else []
+        title = f"{cfg.method} on {cfg.dataset}, seed {cfg.seed}"
+        figures = [p.name for p in save_figures(trained, data, spec.dir, cfg.seed, title=title)] \
+            if cfg.eval.figures else []
         log(f"scoring seed {cfg.seed} with {', '.join(spec.metrics)}")
         scores = evaluate(trained, data, cfg.eval, list(spec.metrics), device, log, out_dir=spec.dir,
                           progress=progress)
-        if (spec.dir / "samples.png").exists():  # written by FID from its own first samples
+        figures += [p.name for p in save_pmg_figure(spec.dir, title)] if cfg.eval.figures else []
+        if (spec.dir / "samples.png").exists() and "samples.png" not in figures:  # FID's own first samples
             figures.append("samples.png")
     finally:
         distributed.barrier()  # release the other ranks even when scoring fails

@@ -231,5 +231,6 @@ def test_cli_smoke_run_writes_results_and_figures(tmp_path: Path) -> None:
     (result,) = tmp_path.glob("runs/shapes3d-synth/diffae/smoke-*/seed0/result.json")
     record = json.loads(result.read_text())
     assert record["status"] == "complete" and 0 <= record["metrics"]["mig"]["value"] <= 1
-    assert set(record["figures"]) == {"reconstructions.png", "traversals.png"}
+    assert set(record["figures"]) == {f"{n}.{e}" for n in ("reconstructions", "traversals", "samples")
+                                      for e in ("png", "pdf")}
     assert (result.parent / "reconstructions.png").exists() and (result.parent / "traversals.png").exists()

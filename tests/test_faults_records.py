@@ -79,7 +79,7 @@ def test_damaged_result_is_listed_corrupt_and_redone(case: str, results: Path) -
     good = json.loads((d / "result.json").read_text())
     (d / "result.json").write_text(DAMAGE[case]((d / "result.json").read_text()))
     text = report.build_report(results, "markdown", write=False)
-    assert "| betavae | smoke | 1 |" in text  # seed 1 alone is counted
+    assert "| β-VAE ckpt_every=2, log_every=1, steps=4 | 1 |" in text  # seed 1 alone is counted
     (line,) = [ln for ln in text.splitlines() if ln.startswith("corrupt: ")]
     assert "seed0" in line and "result.json" in line
     log: list[str] = []
@@ -214,7 +214,7 @@ def test_report_prints_tables_it_cannot_write(results: Path, monkeypatch) -> Non
 
     monkeypatch.setattr(store, "atomic_write_bytes", read_only)
     text = report.build_report(results, "markdown")
-    assert "| betavae | smoke | 2 |" in text and "could not write the tables" in text
+    assert "| β-VAE ckpt_every=2, log_every=1, steps=4 | 2 |" in text and "could not write the tables" in text
     assert not (results / "tables").exists()
 
 

@@ -35,19 +35,20 @@ def test_paper_rows_beside_real_runs(tmp_path: Path) -> None:
     assert "reported" not in plain
     latex = report.build_report(tmp_path, write=False, paper=True)
     body = _body(latex)
-    ours = [line for line in body if line.startswith("disdiff")]
-    assert ours == [r"disdiff & quick & 2 & \textbf{0.820 $\pm$ 0.028} & \textbf{0.700 $\pm$ 0.000} \\"]
+    pm = r" {\scriptsize $\pm$ "
+    ours = [line for line in body if line.startswith("DisDiff")]
+    assert ours == [r"DisDiff & 2 & \textbf{0.820" + pm + r"0.028}} & \textbf{0.700" + pm + r"0.000}} \\"]
     reported = [line for line in body if "DisDiff (reported)" in line]
-    assert reported == [r"\textit{DisDiff (reported)}$^\dagger$ & published & -- & \textit{0.902 $\pm$ 0.043} & "
-                        r"\textit{0.723 $\pm$ 0.013} \\"]
+    assert reported == [r"\textit{DisDiff (reported)}$^\dagger$ & -- & \textit{0.902" + pm + r"0.043}} & "
+                        r"\textit{0.723" + pm + r"0.013}} \\"]
     # our mean - published mean, per column; betavae has no published Shapes3D number, so no difference row.
-    assert r"difference disdiff - reported & quick & 2 & -0.082 & -0.023 \\" in body
-    assert not any(line.startswith("difference betavae") for line in body)
+    assert r"difference DisDiff - reported & 2 & -0.082 & -0.023 \\" in body
+    assert not any(line.startswith("difference $\\beta$") for line in body)
     # Published rows are never ranked: DisCo's 0.877 would otherwise beat our best.
     assert any(line.startswith(r"\textit{DisCo (reported)}") and r"\textbf" not in line for line in body)
     assert "not reproduced by benchbench" in latex and "EncDiff (NeurIPS 2024) Table 1" in latex
     md = report.build_report(tmp_path, "markdown", write=False, paper=True)
-    assert "| *DisDiff (reported)* | published | n/a | 0.902 ± 0.043 | 0.723 ± 0.013 |" in md
+    assert "| *DisDiff (reported)* | n/a | *0.902 ± 0.043* | *0.723 ± 0.013* |" in md
     csv_lines = report.build_report(tmp_path, "csv", paper=True).splitlines()
     assert "shapes3d,disdiff,reported,factorvae,0.902000,0.043000," in csv_lines
 
@@ -66,7 +67,8 @@ def test_paper_adds_a_column_our_runs_lack(tmp_path: Path) -> None:
     md = report.build_report(tmp_path, "markdown", write=False, paper=True)
     head = next(line for line in md.splitlines() if line.startswith("| Method"))
     assert "FID" in head or "fid" in head
-    assert "| difference infodiffusion - reported | quick | 1 | -0.099 | n/a | n/a |" in md
+    assert head == "| Method | n | tad [protocol=infodiffusion] ↑ | TAD [protocol=disdiff] ↑ | FID ↓ |"
+    assert "| difference InfoDiffusion - reported | 1 | -0.099 | n/a | n/a |" in md
 
 
 def test_published_tad_only_beside_its_own_protocol(tmp_path: Path) -> None:
@@ -77,15 +79,18 @@ def test_published_tad_only_beside_its_own_protocol(tmp_path: Path) -> None:
     dis = {"protocol": "disdiff", "variant": "disdiff", "num_images": 10000, "seed": 0}
     _run(tmp_path, "disdiff", 0, {"tad": 0.25}, dataset="celeba", source="real", settings={"tad": dis})
     md = report.build_report(tmp_path, "markdown", write=False, paper=True)
-    head = next(line for line in md.splitlines() if line.startswith("| Method"))
-    cols = [c.strip() for c in head.strip("|").split("|")]
-    assert cols[3:6] == ["tad [protocol=disdiff, variant=disdiff] ↑", "tad [protocol=benchbench, variant=exact] ↑",
-                         "TAD [protocol=infodiffusion] ↑"]  # the helper's runs carry no label: "tad"
+    # Different TAD protocols are different metric settings: one table each (issue 17.1), published numbers paired
+    # by protocol within each.
+    first, second = md.split("## celeba, quick preset")[1:3]
+    heads = [next(line for line in part.splitlines() if line.startswith("| Method")) for part in (first, second)]
+    assert heads[0] == "| Method | n | tad [protocol=disdiff] ↑ | TAD [protocol=infodiffusion] ↑ | FID ↓ |"
+    assert heads[1] == "| Method | n | tad [protocol=benchbench] ↑ | TAD [protocol=infodiffusion] ↑ | " \
+                       "TAD [protocol=disdiff] ↑ | FID ↓ |"
+    assert r"| *DisDiff (reported)* | n/a | *0.305 ± 0.010\** | n/a | *18.20 ± 2.10* |" in first
+    assert "| difference DisDiff - reported | 1 | -0.055* | n/a | n/a |" in first
     # infodiffusion ran under benchbench's protocol only: no difference row against its published 0.299.
-    assert "difference infodiffusion" not in md
-    assert "| *InfoDiffusion (reported)* | published | n/a | n/a | n/a | 0.299 ± 0.006 |" in md
-    assert "| *DisDiff (reported)* | published | n/a | 0.305 ± 0.010* | n/a | n/a |" in md
-    assert "| difference disdiff - reported | quick | 1 | -0.055* | n/a | n/a |" in md
+    assert "difference InfoDiffusion" not in md
+    assert "| *InfoDiffusion (reported)* | n/a | n/a | *0.299 ± 0.006* | n/a | *23.60 ± 1.30* |" in second
     assert "rerun with --set eval.tad.protocol=infodiffusion to compare" in md
     assert "Cells marked * compare numbers whose protocols differ" in md and "test_celeba.npz is unpublished" in md
 
@@ -101,15 +106,15 @@ def test_attrs_column_next_to_tad(tmp_path: Path) -> None:
     md = report.build_report(tmp_path, "markdown", write=False)
     head = next(line for line in md.splitlines() if line.startswith("| Method"))
     assert head.index("tad") < head.index("ATTRS")
-    assert "| betavae | quick | 2 | 0.400 ± 0.141 | 4.000 ± 1.414 |" in md
+    assert "| β-VAE | 2 | 0.400 ± 0.141 | 4.000 ± 1.414 |" in md
 
 
 def test_cli_report_paper_flag(tmp_path: Path, invoke) -> None:
     _run(tmp_path, "disdiff", 0, {"factorvae": 0.8}, dataset="mpi3d", source="real")
     code, out, _ = invoke(["report", "--out", str(tmp_path), "--format", "markdown", "--paper"])
     assert code == 0
-    assert "| *DisDiff (reported)* | published | n/a | 0.617 ± 0.070 |" in out
-    assert "| difference disdiff - reported | quick | 1 | +0.183 |" in out
+    assert "| *DisDiff (reported)* | n/a | *0.617 ± 0.070* | *0.337 ± 0.057* |" in out
+    assert "| difference DisDiff - reported | 1 | +0.183 | n/a |" in out
 
 
 def test_recorded_deviations_become_table_notes(tmp_path: Path) -> None:
@@ -122,6 +127,6 @@ def test_recorded_deviations_become_table_notes(tmp_path: Path) -> None:
                                 "β=4 is benchbench's choice", *(["seed-only line"] if seed else [])]
         store.atomic_write_json(d / "result.json", record)
     md = report.build_report(tmp_path, "markdown", write=False)
-    assert "- Deviations from the paper setting, betavae: β=4 is benchbench's choice; seed-only line." in md
+    assert "- Deviations from the paper setting, β-VAE: β=4 is benchbench's choice; seed-only line." in md
     latex = report.build_report(tmp_path, write=False)
-    assert "Deviations from the paper setting, betavae" in latex
+    assert r"Deviations from the paper setting, $\beta$-VAE" in latex

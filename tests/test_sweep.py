@@ -137,7 +137,7 @@ def test_report_while_a_run_is_writing(tmp_path: Path, invoke) -> None:
     try:
         while proc.poll() is None:
             text = report.build_report(tmp_path, "markdown", write=False)
-            assert "| betavae" in text and "| smoke | 1 |" in text  # the finished run is always there
+            assert "| β-VAE | 1 |" in text and "smoke preset" in text  # the finished run is always there
             seen_incomplete |= "incomplete: runs/shapes3d-synth/betavae/" in text
             time.sleep(0.2)
     finally:

@@ -26,8 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch import Tensor
 
+from benchbench import plotstyle
 from benchbench.diffusion import Schedule
 from benchbench.errors import MetricInputError
 from benchbench.metrics.base import MetricResult
@@ -105,31 +107,30 @@ def posterior_mean_gap(
     return {"t": np.asarray(timesteps), "gap_pretrained": means[0].numpy(), "gap_shifted": shifted}
 
 
+def pmg_figure(curve: dict[str, np.ndarray], title: str = "") -> Figure:
+    """PDAE's Fig. 2 as a figure (not saved): timestep t vs per-element MSE, one line per model, a legend."""
+    fig = plotstyle.figure(4.5, 2.8)
+    ax = fig.subplots()
+    ax.plot(curve["t"], curve["gap_pretrained"], label="pre-trained DPM")
+    if not np.isnan(np.asarray(curve["gap_shifted"], float)).all():
+        ax.plot(curve["t"], curve["gap_shifted"], label="with learned mean shift")
+    ax.set_xlabel("timestep t (of the DPM's schedule)")
+    ax.set_ylabel("posterior mean gap (per-element MSE)")
+    ax.legend()
+    ax.set_title(title or "Posterior mean gap")
+    return fig
+
+
 def save_curve(curve: dict[str, np.ndarray], directory: Path, title: str = "") -> tuple[Path, Path]:
-    """Write ``pmg.csv`` (t, gap_pretrained, gap_shifted) and ``pmg.png`` (linear y axis) into ``directory``."""
+    """Write ``pmg.csv`` (t, gap_pretrained, gap_shifted) and ``pmg.png`` / ``.pdf`` (linear y) into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    csv_path, png_path = directory / "pmg.csv", directory / "pmg.png"
+    csv_path = directory / "pmg.csv"
     with csv_path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["t", "gap_pretrained", "gap_shifted"])
         for row in zip(curve["t"], curve["gap_pretrained"], curve["gap_shifted"]):
             writer.writerow([int(row[0]), repr(float(row[1])), repr(float(row[2]))])
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
-    ax.plot(curve["t"], curve["gap_pretrained"], label="Pre-trained DPM")
-    if not np.isnan(curve["gap_shifted"]).all():
-        ax.plot(curve["t"], curve["gap_shifted"], label="with learned mean shift")
-    ax.set_xlabel("timestep t")
-    ax.set_ylabel("posterior mean gap (MSE)")
-    ax.set_title(title or "Posterior mean gap")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(png_path)
-    plt.close(fig)
+    png_path, _ = plotstyle.save(pmg_figure(curve, title), directory / "pmg")
     return csv_path, png_path
 
 

@@ -154,7 +154,7 @@ class EvalConfig:
         seed: seed of each metric's ``np.random.RandomState`` (the reference uses 0 for every model,
             independent of the training seed).
         encode_batch: images per encoder call during evaluation.
-        figures: write reconstructions.png and traversals.png into each run folder.
+        figures: write the labelled run figures (reconstructions, traversals, samples, PMG curve; PNG and PDF).
         postprocess_fit: images used to fit a method's code post-processing (``code_postprocess``),
             drawn with ``seed`` from the whole dataset.
     """

@@ -1,18 +1,17 @@
 """Table notes and pairings of ``benchbench report``: which published number sits beside which of our columns
 (protocol-aware, :mod:`benchbench.published`), and the deviations from the paper setting each run records.
 
-Kept apart from :mod:`benchbench.report` (aggregation and rendering); it reads only the tables and the store.
+Kept apart from :mod:`benchbench.report.tables` (aggregation); it reads only the tables and the store.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 
 from benchbench import published, registry, store
 from benchbench.metrics.tad_protocols import get_protocol
-from benchbench.report import Column, Table
+from benchbench.report.tables import Column, Table
 
 
 def paired_column(table: Table, r: published.Reported) -> Column:
@@ -58,24 +57,21 @@ def paired_protocol_notes(table: Table, entries: list[published.Reported], colum
     return notes
 
 
-
-def deviation_notes(out: Path) -> dict[str, list[str]]:
-    """{dataset: notes}: one note per row group (method, preset, config hash) listing the deviations from the paper
-    setting its runs recorded (``result.json`` "deviations", first seen order over seeds). Row labels follow the
-    table's: ``method`` alone, or ``method (preset, hash)`` where a method has several groups on a dataset."""
-    groups: dict[str, dict[tuple[str, str, str], list[str]]] = {}
-    for entry in store.iter_runs(out):
-        rec = entry.record
-        if entry.status != "complete" or not rec.get("deviations"):
+def deviation_notes(out: Path, table: Table) -> list[str]:
+    """One note per row of ``table`` (our runs and the floor) listing the deviations from the paper setting its runs
+    recorded (``result.json`` "deviations", first-seen order over seeds), named by the row's label."""
+    notes = []
+    frame = table.frame
+    for row in table.rows:
+        if row.kind not in ("run", "floor") or frame is None:
             continue
-        key = (str(rec.get("method")), str(rec.get("preset")), str(rec.get("config_hash")))
-        lines = groups.setdefault(str(rec.get("dataset")), {}).setdefault(key, [])
-        lines += [str(d) for d in rec["deviations"] if str(d) not in lines and "synthetic look-alike" not in str(d)]
-    notes: dict[str, list[str]] = {}
-    for dataset, by_group in sorted(groups.items()):
-        per_method = Counter(method for method, _, _ in by_group)
-        for (method, preset, cfg_hash), lines in sorted(by_group.items()):
-            if lines:
-                label = f"{method} ({preset}, {cfg_hash})" if per_method[method] > 1 else method
-                notes.setdefault(dataset, []).append(f"Deviations from the paper setting, {label}: {'; '.join(lines)}.")
+        mine = frame[(frame["method"] == row.method) & (frame["config_hash"] == row.config_hash)]
+        dirs = sorted(set(mine["run_dir"]))
+        lines: list[str] = []
+        for d in dirs:
+            rec = store.read_json(Path(out) / d / "result.json") or {}
+            lines += [str(x) for x in rec.get("deviations") or [] if str(x) not in lines
+                      and "synthetic look-alike" not in str(x)]
+        if lines:
+            notes.append(f"Deviations from the paper setting, {row.label}: {'; '.join(lines)}.")
     return notes
