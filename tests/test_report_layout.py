@@ -42,9 +42,11 @@ def test_labels_of_unregistered_methods_name_what_differs(tmp_path: Path) -> Non
     # A plugin that is no longer installed: its preset default cannot be resolved, so labels compare its groups.
     for h, lr in (("aaaa0001", 0.001), ("aaaa0002", 0.002)):
         d = store.run_dir(tmp_path, "shapes3d-synth", "myplugin", "quick", h, 0)
-        ident = {"method": "myplugin", "dataset": "shapes3d-synth", "preset": "quick", "config_hash": h, "seed": 0}
+        ident = {"schema": store.SCHEMA, "method": "myplugin", "dataset": "shapes3d-synth", "preset": "quick",
+                 "config_hash": h, "seed": 0}
         store.atomic_write_json(d / "config.json", {**ident, "config": {"model": {"width": 8}, "train": {"lr": lr}}})
-        store.atomic_write_json(d / "result.json", {**ident, "metrics": {"mig": {"value": lr * 100}}})
+        metrics = {"mig": {"value": lr * 100}}
+        store.atomic_write_json(d / "result.json", {**ident, "status": "complete", "metrics": metrics})
     (table,) = report.build_tables(report.load_frame(tmp_path))
     assert [r.label for r in table.rows] == ["myplugin lr=0.001", "myplugin lr=0.002"]
 
