@@ -71,7 +71,7 @@ def test_run_then_report(results: Path, invoke) -> None:
     record = json.loads(next(results.rglob("result.json")).read_text())
     assert set(record["metrics"]) == {"factorvae", "mig", "dci", "sap", "modularity", "betavae_score"}
     assert set(record["missing"]) <= {"fid"}  # skipped (with a warning) only when its weights are absent
-    assert record["metrics"]["dci"]["settings"]["mode"] == "exact" and record["metrics"]["dci"]["seconds"] >= 0
+    assert record["metrics"]["dci"]["settings"]["mode"] == "fast" and record["metrics"]["dci"]["seconds"] >= 0
     assert record["source"] == "synthetic" and record["provenance"]["versions"]["torch"]
     # The protocol and deviation record (benchbench.protocols), the same as `benchbench describe` shows.
     assert record["protocol"]["metric.factor_codes"].startswith("raw") and "method.generator" in record["protocol"]
