@@ -126,12 +126,19 @@ RULES: tuple[tuple[tuple[str, ...], Rule], ...] = (
     (("data.resolution",), count(1)),
     (("data.size",), count(1, optional=True)),
     (("data.crop",), one_of("d2c", "center")),
+    (("data.split",), one_of("train", "all")),
+    (("model.code_prior",), one_of("latent", "gaussian")),
     (("data.variant",), one_of("toy", "realistic", "real")),
     # Metric settings (metrics.md).
     (("eval.dci.mode",), one_of("exact", "fast")),
     (("eval.tad.variant",), one_of("exact", "nashae", "disdiff")),
     (("eval.pmg.grid",), one_of("default", "full")),
     (("eval.pmg.noise",), one_of("gaussian", "uniform")),
+    (("eval.tad.protocol",), one_of("benchbench", "infodiffusion", "disdiff")),
+    (("eval.fid.protocol",), one_of("benchbench", "infodiffusion", "diffae", "disdiff-quirk")),
+    (("eval.pmg.protocol",), one_of("benchbench", "pdae")),
+    (("eval.fid.num_gen",), count(0)),  # 0: the protocol's count
+    (("eval.fid.num_real",), Rule("int", lo=-1)),  # 0: the whole training split; -1: the protocol's count
     (("eval.*num_bins",), count(2)),  # one bin makes every code constant
     (("eval.*num_*", "eval.encode_batch", "eval.postprocess_fit"), count(1)),
     (("eval.seed", "eval.*random_state"), Rule("int", lo=0, hi=2**32 - 1)),  # np.random.RandomState's range
