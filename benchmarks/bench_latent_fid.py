@@ -35,8 +35,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
 
-    from benchbench import runner, store
-    from benchbench.config import config_hash, resolve
+    from benchbench import runner
     from benchbench.evaluate import evaluate
     from benchbench.registry import methods
     from benchbench.stages import ensure
@@ -54,8 +53,8 @@ def main() -> None:
         logs: list[str] = []
         runner.run(method, args.dataset, 1, args.preset, overrides, args.out, device="cpu", progress=False,
                    log=logs.append)
-        cfg = resolve(method, args.dataset, args.preset, 0, overrides)
-        run_dir = store.run_dir(args.out, args.dataset, method, args.preset, config_hash(cfg), 0)
+        spec = runner.plan(method, args.dataset, args.preset, [0], overrides, args.out).specs[0]
+        cfg, run_dir = spec.cfg, spec.dir  # the run's folder is keyed by its config and code (runner.plan)
         record = json.loads((run_dir / "result.json").read_text())
         latent_fid = record["metrics"]["fid"]["value"]
         stage = json.loads((Path(record["stages"]["latent"]["path"]).parent / "artifact.json").read_text())
@@ -66,7 +65,7 @@ def main() -> None:
         requests = entry.meta["stages"](cfg) if entry.meta.get("stages") else {}
         arts = {n: ensure(r, lambda _, d=data: d, device, args.out, logs.append, False) for n, r in requests.items()}
         model = entry.obj(cfg.model, data.spec, stages=arts) if requests else entry.obj(cfg.model, data.spec)
-        trained = train(model, data, cfg.train, run_dir, cfg.seed, config_hash(cfg), device, False, logs.append)
+        trained = train(model, data, cfg.train, run_dir, cfg.seed, spec.cfg_hash, device, False, logs.append)
         trained.cfg = replace(trained.cfg, code_prior="gaussian")
         gauss = evaluate(trained, data, cfg.eval, ["fid"], device, logs.append, out_dir=args.out / f"gauss-{method}")
         c2 = time.process_time()
