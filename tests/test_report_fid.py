@@ -32,12 +32,13 @@ def test_fid_only_beside_fid_of_the_same_protocol(tmp_path: Path) -> None:
     _fid_run(tmp_path, "pdae", 40.0, "benchbench", "gaussian", "aa000003")
     md = report.build_report(tmp_path, "markdown", write=False, paper=True)
     head = next(line for line in md.splitlines() if line.startswith("| Method"))
-    assert "FID (infodiffusion)" in head and "FID (benchbench)" in head
+    # One table per FID protocol (different metric settings, issue 17.1); published FIDs sit in their protocol's column.
+    assert "FID (infodiffusion)" in head and "FID (benchbench)" not in head and "FID (benchbench)" in md
     assert "FID [protocol=disdiff-quirk]" in head  # DisDiff's published number gets its own column
     # InfoDiffusion's 23.6 (clean-fid, 10k) is compared with our infodiffusion-protocol FID only ...
     lines = md.splitlines()
-    assert any(line.startswith("| difference infodiffusion - reported") and "+6.400" in line for line in lines)
+    assert any(line.startswith("| difference InfoDiffusion - reported") and "+6.40 " in line for line in lines)
     # ... while DisDiff's 18.2 (its [0, 255]-floats script) is compared with nothing we computed.
-    assert not any(line.startswith("| difference disdiff - reported") for line in md.splitlines())
+    assert not any(line.startswith("| difference DisDiff - reported") for line in md.splitlines())
     assert "not comparable with any other FID" in md
-    assert "pdae: generation draws codes from N(mean, cov)" in md  # the Gaussian generator is named for its row
+    assert "PDAE: generation draws codes from N(mean, cov)" in md  # the Gaussian generator is named for its row

@@ -67,7 +67,8 @@ def test_paper_adds_a_column_our_runs_lack(tmp_path: Path) -> None:
     md = report.build_report(tmp_path, "markdown", write=False, paper=True)
     head = next(line for line in md.splitlines() if line.startswith("| Method"))
     assert "FID" in head or "fid" in head
-    assert head == "| Method | n | tad [protocol=infodiffusion] ↑ | TAD [protocol=disdiff] ↑ | FID ↓ |"
+    assert head == "| Method | n | tad [protocol=infodiffusion] ↑ | TAD [protocol=disdiff] ↑" \
+        " | FID [protocol=infodiffusion] ↓ | FID [protocol=disdiff-quirk] ↓ |"
     assert "| difference InfoDiffusion - reported | 1 | -0.099 | n/a | n/a |" in md
 
 
@@ -83,10 +84,12 @@ def test_published_tad_only_beside_its_own_protocol(tmp_path: Path) -> None:
     # by protocol within each.
     first, second = md.split("## celeba, quick preset")[1:3]
     heads = [next(line for line in part.splitlines() if line.startswith("| Method")) for part in (first, second)]
-    assert heads[0] == "| Method | n | tad [protocol=disdiff] ↑ | TAD [protocol=infodiffusion] ↑ | FID ↓ |"
+    assert heads[0] == "| Method | n | tad [protocol=disdiff] ↑ | TAD [protocol=infodiffusion] ↑" \
+        " | FID [protocol=infodiffusion] ↓ | FID [protocol=disdiff-quirk] ↓ |"
     assert heads[1] == "| Method | n | tad [protocol=benchbench] ↑ | TAD [protocol=infodiffusion] ↑ | " \
-                       "TAD [protocol=disdiff] ↑ | FID ↓ |"
-    assert r"| *DisDiff (reported)* | n/a | *0.305 ± 0.010\** | n/a | *18.20 ± 2.10* |" in first
+                       "TAD [protocol=disdiff] ↑ | FID [protocol=infodiffusion] ↓ | FID [protocol=disdiff-quirk] ↓ |"
+    # DisDiff's FID sits in its own protocol's column (its [0, 255]-floats script), marked as approximated.
+    assert r"| *DisDiff (reported)* | n/a | *0.305 ± 0.010\** | n/a | n/a | *18.20 ± 2.10\** |" in first
     assert "| difference DisDiff - reported | 1 | -0.055* | n/a | n/a |" in first
     # infodiffusion ran under benchbench's protocol only: no difference row against its published 0.299.
     assert "difference InfoDiffusion" not in md
