@@ -80,3 +80,10 @@ def test_the_width_check_can_fail(tmp_path: Path) -> None:
     unfitted = latex.replace(r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%", "{%")
     with pytest.raises(AssertionError, match="Overfull"):
         _compile(tmp_path, unfitted, "twocolumn", "7in")
+
+
+def test_escape_maps_the_unicode_of_deviation_notes_for_pdflatex() -> None:
+    from benchbench.report.latex import escape
+
+    assert escape("β ∈ {1, 2}, ᾱ_t ≤ 0.5") == r"$\beta$ $\in$ \{1, 2\}, $\alpha$\_t $\leq$ 0.5"
+    assert all(ord(c) < 256 for c in escape("‖x‖² ∂ 10⁻³ — é"))  # nothing pdflatex cannot take is left

@@ -17,15 +17,27 @@ _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": 
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
             "β": r"$\beta$", "γ": r"$\gamma$", "α": r"$\alpha$", "λ": r"$\lambda$", "σ": r"$\sigma$",
             "±": r"$\pm$", "‡": r"$^\ddagger$", "×": r"$\times$", "↑": r"$\uparrow$", "↓": r"$\downarrow$",
-            "−": "-", "–": "--"}
+            "−": "-", "–": "--", "—": "---", "∈": r"$\in$", "≤": r"$\leq$", "≥": r"$\geq$", "≈": r"$\approx$",
+            "→": r"$\to$", "‖": r"$\|$", "ε": r"$\epsilon$", "η": r"$\eta$", "ζ": r"$\zeta$", "μ": r"$\mu$",
+            "ψ": r"$\psi$", "φ": r"$\phi$", "θ": r"$\theta$", "τ": r"$\tau$", "Σ": r"$\Sigma$", "²": r"$^2$",
+            "³": r"$^3$", "⁻": r"$^-$", "¹": r"$^1$", "…": r"\dots{}", "’": "'", "‘": "`", "“": "``", "”": "''",
+            "†": r"$^\dagger$", "·": r"$\cdot$"}
 _FIT_OPEN = r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"
 _ARROWS = {True: r" $\uparrow$", False: r" $\downarrow$", None: ""}
 PM = r" {\scriptsize $\pm$ "
 
 
 def escape(text: str) -> str:
-    """Plain (unicode) text -> LaTeX that pdflatex compiles without extra packages."""
-    return "".join(_SPECIAL.get(ch, ch) for ch in text)
+    """Plain (unicode) text -> LaTeX that pdflatex compiles without extra packages (a character with no mapping
+    and outside Latin-1 loses its accents, or becomes "?", rather than stopping pdflatex)."""
+    return "".join(_SPECIAL[ch] if ch in _SPECIAL else ch if ord(ch) < 256 else _ascii(ch) for ch in text)
+
+
+def _ascii(ch: str) -> str:
+    import unicodedata
+
+    plain = "".join(c for c in unicodedata.normalize("NFKD", ch) if ord(c) < 128 or c in _SPECIAL)
+    return escape(plain) if plain else "?"
 
 
 def _head(table: Table, col: Column) -> str:
