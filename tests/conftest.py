@@ -16,6 +16,7 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 import sys  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -45,3 +46,20 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Inception state dict in torch-fidelity's format (FID tests: the cost and code path are real,
+    the features are not)."""
+    from unittest import mock
+
+    import torch_fidelity.feature_extractor_inceptionv3 as inc
+
+    torch.manual_seed(0)
+    with mock.patch.object(inc, "load_state_dict_from_url", lambda *a, **k: None), \
+            mock.patch.object(inc.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None):
+        net = inc.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    path = tmp_path_factory.mktemp("weights") / "inception-random.pth"
+    torch.save(net.state_dict(), path)
+    return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -13,20 +12,6 @@ import torch
 from benchbench.errors import BenchbenchError
 from benchbench.metrics.fid import FIDUnavailable, content_hash, fid, frechet_distance, weights_path
 from benchbench.metrics.settings import FIDSettings
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-weight Inception state dict in torch-fidelity's format."""
-    import torch_fidelity.feature_extractor_inceptionv3 as inc
-
-    torch.manual_seed(0)
-    with mock.patch.object(inc, "load_state_dict_from_url", lambda *a, **k: None), \
-            mock.patch.object(inc.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None):
-        net = inc.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    path = tmp_path_factory.mktemp("weights") / "inception-random.pth"
-    torch.save(net.state_dict(), path)
-    return path
 
 
 def _images(seed: int, n: int, shift: int = 0) -> np.ndarray:

@@ -17,20 +17,6 @@ from benchbench.metrics.settings import FIDSettings
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-weight Inception state dict in torch-fidelity's format (as tests/test_fid.py)."""
-    import torch_fidelity.feature_extractor_inceptionv3 as inc
-
-    torch.manual_seed(0)
-    with mock.patch.object(inc, "load_state_dict_from_url", lambda *a, **k: None), \
-            mock.patch.object(inc.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None):
-        net = inc.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    path = tmp_path_factory.mktemp("weights") / "inception-random.pth"
-    torch.save(net.state_dict(), path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def cleanfid_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random stand-in for clean-fid's TorchScript Inception: ``.layers`` maps [B, 3, 299, 299] to 2048 features."""
 
