@@ -30,13 +30,16 @@ CODE_PRIORS = ("latent", "gaussian")
 
 
 def check_code_prior(model_cfg: Any) -> None:
-    """ConfigError unless a ``code_prior`` the model config has is one of :data:`CODE_PRIORS`."""
+    """ConfigError unless a ``code_prior`` the model config has is one of its class's ``CODE_PRIORS`` (default
+    :data:`CODE_PRIORS`; InfoDiffusion adds "two-phase")."""
     value = getattr(model_cfg, "code_prior", None)
-    if value is not None and value not in CODE_PRIORS:
+    allowed = getattr(type(model_cfg), "CODE_PRIORS", CODE_PRIORS)
+    if value is not None and value not in allowed:
         from benchbench.errors import ConfigError
 
+        extra = "".join(f", or {v!r}" for v in allowed if v not in CODE_PRIORS)
         raise ConfigError(f"--set model.code_prior={value!r}: choose 'latent' (the paper's latent DPM on the codes) "
-                          "or 'gaussian' (a Gaussian code prior)")
+                          f"or 'gaussian' (a Gaussian code prior){extra}")
 
 
 def wants_latent(model_cfg: Any) -> bool:

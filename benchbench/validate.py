@@ -127,7 +127,7 @@ RULES: tuple[tuple[tuple[str, ...], Rule], ...] = (
     (("data.size",), count(1, optional=True)),
     (("data.crop",), one_of("d2c", "center")),
     (("data.split",), one_of("train", "all")),
-    (("model.code_prior",), one_of("latent", "gaussian")),
+    (("model.code_prior",), one_of("latent", "gaussian", "two-phase")),  # two-phase: InfoDiffusion only
     (("data.variant",), one_of("toy", "realistic", "real")),
     # Metric settings (metrics.md).
     (("eval.dci.mode",), one_of("exact", "fast")),

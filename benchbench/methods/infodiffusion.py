@@ -35,12 +35,18 @@ eta = 0.01, the network queried at t with x taken at ab_{t-1} (its indexing quir
 its ``reverse_sampling`` (which the reference calls without the code a, a bug not reproduced: ours conditions on a).
 "ddim" (benchbench, for CPU presets) is deterministic DDIM on Diff-AE's ``sample_steps`` stride grid, inversion to
 ab = 0, no clipping. Reconstructions and traversals decode with the sampler's eta from a fixed seed (0), so figures
-are repeatable. The reference's FID uses a latent DDPM on a, which is not built here.
+are repeatable.
+
+Unconditional generation (``sample``, hence FID and ``samples.png``) follows the reference's FID command
+(:mod:`benchbench.methods.infodiffusion_gen`): a from the latent DDPM on the codes (``code_prior="latent"``, the
+``latent`` stage), from N(0, I) (``"gaussian"``), or two-phase sampling with an unconditional "vanilla" DDPM (the
+``ddpm`` stage; ``"two-phase"``); images by ancestral DDPM over all T steps (``generate_sampler="ddpm"``, the paper
+preset) or by ``sampler`` (the CPU presets).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -48,107 +54,23 @@ from torch import Tensor, nn
 
 from benchbench import ddim
 from benchbench.baselines.info_vae import mmd
-from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
-from benchbench.diffusion import EpsFn, Schedule
+from benchbench.diffusion import EpsFn, Schedule, ddpm_sample
 from benchbench.errors import ConfigError
 from benchbench.method import Method, paper_differences, randn, standardize_codes
-from benchbench.methods.latent_prior import INFODIFFUSION_LATENT, LatentConfig
-from benchbench.methods.latent_prior import quick as quick_latent
-from benchbench.nets.unet import SemanticEncoder, SemanticEncoderConfig, UNet, UNetConfig
+from benchbench.methods.dpm import DPM
+from benchbench.methods.infodiffusion_config import (  # noqa: F401  (re-exported: tests and plugins import them here)
+    OFFICIAL_ETA,
+    PAPER_DECODER,
+    PAPER_ENCODER,
+    PRESETS,
+    InfoDiffusionConfig,
+    _check,
+)
+from benchbench.methods.infodiffusion_gen import describe_generation, two_phase_sample, vanilla_request
+from benchbench.nets.unet import SemanticEncoder, UNet, UNetConfig
 from benchbench.registry import register_method
-
-# InfoDiffusion CelebA-64, dev branch (methods.md §7; isjakewong/InfoDiffusion @ 759f79c7, models.py AuxiliaryUNet):
-# ch 64, (1, 2, 4, 8), 2 blocks, attention at 16×16, dropout 0.1, time embedding 256, the four-conv AuxResBlock and
-# plain conv down/up-sampling (DownSample / UpSample); the code embedding fc_a has the time embedding's width.
-# 103,262,275 parameters, the dev decoder's 112,357,571 less the 9,095,296 of the CrossAttnBlock every AuxResBlock
-# builds and never calls (use_crossattn is False throughout). The encoder (dev ``Encoder``) keeps the two-conv block
-# and plain conv resampling; ours adds the time modulation at t = 0 (module doc).
-PAPER_DECODER = UNetConfig(base_channels=64, channel_mult=(1, 2, 4, 8), num_res_blocks=2, attention_resolutions=(16,),
-                           dropout=0.1, time_embed_dim=256, cond_dim=256, cond_mode="scale_shift",
-                           resblock_updown=False, block_layout="infodiffusion_dev")
-PAPER_ENCODER = replace(PAPER_DECODER, out_channels=1, cond_dim=0, cond_mode="scale", block_layout="adm")
-
-
-@dataclass(frozen=True)
-class InfoDiffusionConfig:
-    """InfoDiffusion settings; defaults are the CelebA-64 dev-branch model with the reported MMD setting.
-
-    Attributes:
-        unet: the a-conditioned decoder; ``cond_dim`` is the width of fc_a's output, ``cond_mode`` "scale_shift".
-        encoder: the encoder UNet; ``out_channels`` 1, unconditioned (``cond_dim`` 0).
-        encoder_kind: "unet" (the reference's, above) or "conv": a downsampling-only encoder (Diff-AE's semantic
-            encoder, ``conv_encoder``), not InfoDiffusion's; the ``quick`` preset uses it because the full-resolution
-            UNet encodes ~350 images/s on one CPU core, and the factor metrics encode ~1.6e5 images.
-        conv_encoder: the "conv" encoder's settings (its ``out_dim`` is replaced by ``a_dim``).
-        a_dim: code size (32: the README's training command; its evaluation commands use 256, methods.md §7).
-        mmd_weight: weight of MMD(a, N(0, I)) (0.1, the reported setting).
-        mmd_unbiased: use the unbiased MMD estimate instead of the reference's biased one (see
-            :func:`benchbench.baselines.info_vae.mmd`: at small batches the biased one favours collapsed codes).
-        kld_weight: weight of the per-sample KL of the reparameterised variant (0: off; see the module doc).
-        x0_weight: weight of the x0_tilde reconstruction term; None means 1 / T (the reference's).
-        num_steps, beta_start, beta_end: the linear schedule (T = 1000, 1e-5 -> 1e-2, the code's default).
-        sampler: "official" (all T steps, eta 0.01, the reference's indexing) or "ddim" (``sample_steps``
-            deterministic steps); see the module doc.
-        sample_steps: DDIM steps of the "ddim" sampler (sample, reconstruct, traverse and the inversion).
-        code_prior: codes of :meth:`InfoDiffusion.sample`: "latent" (the reference's ``--is_latent`` FID sampling: a
-            latent DDPM, ``LatentUNet``, on the encoder outputs) or "gaussian" (the prior N(0, I)).
-        latent: that latent DDPM (``run.py --mode train_latent_ddim``).
-    """
-
-    unet: UNetConfig = field(default_factory=lambda: PAPER_DECODER)
-    encoder: UNetConfig = field(default_factory=lambda: PAPER_ENCODER)
-    encoder_kind: str = "unet"
-    conv_encoder: SemanticEncoderConfig = field(default_factory=SemanticEncoderConfig)
-    a_dim: int = 32
-    mmd_weight: float = 0.1
-    mmd_unbiased: bool = False
-    kld_weight: float = 0.0
-    x0_weight: float | None = None
-    num_steps: int = 1000
-    beta_start: float = 1e-5
-    beta_end: float = 1e-2
-    sampler: str = "official"
-    sample_steps: int = 50
-    code_prior: str = "latent"
-    latent: LatentConfig = field(default_factory=lambda: INFODIFFUSION_LATENT)
-
-
-OFFICIAL_ETA = 0.01  # sampling.py: _ddim_one_diffusion_step
-
-
-def _check(cfg: InfoDiffusionConfig, spec: DataSpec) -> None:
-    """ConfigError for settings that cannot build an InfoDiffusion model for ``spec``."""
-    if cfg.mmd_weight > 0 and cfg.kld_weight > 0:
-        raise ConfigError("infodiffusion: set model.mmd_weight or model.kld_weight, not both (the reference asserts)")
-    if cfg.mmd_weight < 0 or cfg.kld_weight < 0:
-        raise ConfigError("infodiffusion: model.mmd_weight and model.kld_weight must be >= 0")
-    if cfg.a_dim < 1:
-        raise ConfigError(f"infodiffusion: model.a_dim must be >= 1, got {cfg.a_dim}")
-    if cfg.unet.cond_dim < 1 or cfg.unet.cond_mode != "scale_shift":
-        raise ConfigError("infodiffusion: model.unet needs cond_dim >= 1 (fc_a's width) and cond_mode 'scale_shift'")
-    if cfg.encoder_kind not in ("unet", "conv"):
-        raise ConfigError(f"infodiffusion: model.encoder_kind must be 'unet' or 'conv', got {cfg.encoder_kind!r}")
-    if cfg.encoder.cond_dim or cfg.encoder.out_channels != 1:
-        raise ConfigError("infodiffusion: model.encoder must have cond_dim 0 and out_channels 1")
-    if cfg.sampler not in ("official", "ddim"):
-        raise ConfigError(f"infodiffusion: model.sampler must be 'official' or 'ddim', got {cfg.sampler!r}")
-    if cfg.num_steps < 3:
-        raise ConfigError(f"infodiffusion: model.num_steps must be >= 3, got {cfg.num_steps}")
-    try:
-        ddim.ddim_stride_timesteps(cfg.num_steps, cfg.sample_steps)
-    except ValueError as e:
-        raise ConfigError(f"infodiffusion: model.sample_steps={cfg.sample_steps}: {e}") from None
-    encoder = ("encoder", cfg.encoder) if cfg.encoder_kind == "unet" else ("conv_encoder", cfg.conv_encoder)
-    for name, sub in (("unet", cfg.unet), encoder):
-        if sub.resolution != spec.resolution or sub.in_channels != spec.channels:
-            raise ConfigError(
-                f"infodiffusion: model.{name} is built for {sub.in_channels}x{sub.resolution}x{sub.resolution} "
-                f"images but {spec.name!r} yields {spec.channels}x{spec.resolution}x{spec.resolution}; set "
-                f"--set data.resolution={sub.resolution} or change model.unet.resolution and model.encoder.resolution"
-            )
-    if cfg.unet.out_channels != spec.channels:
-        raise ConfigError(f"infodiffusion: model.unet.out_channels must be {spec.channels}")
+from benchbench.stages import Artifact
 
 
 class CodeEncoder(nn.Module):
@@ -173,56 +95,8 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(1).mean()
 
 
-_PAPER_TRAIN = TrainConfig(
-    # AdamW lr 1e-4 (wd 1e-5), clip 1.0, warm-up over one epoch to 2 x lr, then cosine to 0 over 50 CelebA epochs
-    # at the README's batch 32 (162,770 train images, drop_last: 5,086 steps per epoch, 254,300 steps); no EMA, fp32.
-    steps=254_300, batch_size=32, lr=2e-4, weight_decay=1e-5, grad_clip=1.0, ema_decay=0.0, amp=False,
-    warmup_steps=5_086, lr_schedule="cosine", log_every=500, ckpt_every=5_000,
-)
-_PAPER = Preset(InfoDiffusionConfig(), _PAPER_TRAIN)
-# CelebA: InfoDiffusion's loader (data.py get_celeba, crop_d2c=False): resize, centre crop, random flips.
-_PAPER_CELEBA = Preset(InfoDiffusionConfig(), _PAPER_TRAIN, data=(("crop", "center"),))
-
-_SMOKE_UNET = UNetConfig(resolution=16, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
-                         attention_resolutions=(), dropout=0.0, num_groups=4, cond_dim=16, cond_mode="scale_shift")
-# Not a paper setting: 32×32, a small decoder (Diff-AE's quick UNet), Diff-AE's quick semantic encoder instead of
-# the reference's UNet encoder (~2,000 vs ~350 images/s on one core; the factor metrics encode ~1.6e5 images), a 16-d
-# code (32 in the paper) and 1,000 steps.
-_QUICK_UNET = UNetConfig(resolution=32, base_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1,
-                         attention_resolutions=(8,), num_groups=8, dropout=0.0, cond_dim=64, cond_mode="scale_shift")
-_QUICK_ENCODER = UNetConfig(resolution=32, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
-                            attention_resolutions=(), num_groups=4, dropout=0.0, out_channels=1)
-_QUICK_CONV = SemanticEncoderConfig(resolution=32, base_channels=8, channel_mult=(1, 2, 4), num_res_blocks=1,
-                                    attention_resolutions=(), num_groups=4, out_dim=16)
-
-PRESETS = {
-    "smoke": Preset(
-        InfoDiffusionConfig(unet=_SMOKE_UNET, encoder=replace(_SMOKE_UNET, out_channels=1, cond_dim=0,
-                                                               cond_mode="scale"), a_dim=8, sampler="ddim",
-                            sample_steps=5, code_prior="gaussian"),
-        TrainConfig(steps=10, batch_size=8, lr=1e-3, log_every=5, ckpt_every=5),
-        data=(("resolution", 16),),
-    ),
-    # The quick batch is 16, where the reference's biased MMD estimate is lower for collapsed codes than for codes
-    # drawn from the prior (test_infodiffusion.py); 400-step probes on shapes3d-synth gave per-dim code std 0.09
-    # with it and 0.18 with the unbiased estimate, which quick therefore uses (the paper preset's batch 64 keeps
-    # the reference's estimator).
-    "quick": Preset(
-        InfoDiffusionConfig(unet=_QUICK_UNET, encoder=_QUICK_ENCODER, encoder_kind="conv", conv_encoder=_QUICK_CONV,
-                            a_dim=16, sampler="ddim", sample_steps=10, mmd_unbiased=True,
-                            latent=quick_latent(INFODIFFUSION_LATENT)),
-        TrainConfig(steps=1000, batch_size=16, lr=1e-3, weight_decay=1e-5, grad_clip=1.0, ema_decay=0.0,
-                    warmup_steps=100, lr_schedule="cosine", log_every=50, ckpt_every=500),
-        data=(("resolution", 32),),
-    ),
-    # CelebA-64 is the reported setting; Shapes3D and MPI3D reuse it (benchbench choice: no official run exists,
-    # methods.md §9 "*"; the reference has no 3DShapes training loader).
-    "paper": {"default": _PAPER, "celeba": _PAPER_CELEBA},
-}
-
-
 @register_method(
-    "infodiffusion", config=InfoDiffusionConfig, presets=PRESETS, check=_check,
+    "infodiffusion", config=InfoDiffusionConfig, presets=PRESETS, check=_check, stages=vanilla_request,
     description="InfoDiffusion (Wang et al. 2023): code-conditioned diffusion decoder + MMD prior on the code",
 )
 class InfoDiffusion(Method):
@@ -230,9 +104,16 @@ class InfoDiffusion(Method):
 
     cfg: InfoDiffusionConfig
 
-    def __init__(self, cfg: InfoDiffusionConfig, spec: DataSpec) -> None:
+    def __init__(self, cfg: InfoDiffusionConfig, spec: DataSpec, stages: dict[str, Artifact] | None = None) -> None:
         _check(cfg, spec)
         super().__init__(cfg, spec)
+        if cfg.code_prior == "two-phase":  # the frozen vanilla DDPM, kept out of the state dict and the optimiser
+            if not stages or "vanilla" not in stages:
+                raise ConfigError("infodiffusion: model.code_prior=two-phase needs the 'vanilla' ddpm stage artifact "
+                                  "(benchbench run builds it first)")
+            self.vanilla = DPM(cfg.vanilla, spec)
+            self.vanilla.load_state_dict(stages["vanilla"].load_state())
+            self.vanilla.requires_grad_(False).eval()
         self.encoder: nn.Module = (CodeEncoder(cfg.encoder, cfg.a_dim) if cfg.encoder_kind == "unet"
                                    else SemanticEncoder(replace(cfg.conv_encoder, out_dim=cfg.a_dim)))
         self.fc_a = nn.Linear(cfg.a_dim, cfg.unet.cond_dim)
@@ -241,6 +122,13 @@ class InfoDiffusion(Method):
             self.mu_head = nn.Linear(cfg.a_dim, cfg.a_dim)
             self.logvar_head = nn.Linear(cfg.a_dim, cfg.a_dim)
         self.schedule = Schedule.linear(cfg.num_steps, cfg.beta_start, cfg.beta_end)
+
+    def train(self, mode: bool = True) -> InfoDiffusion:
+        """Train mode for the trained parts only: a frozen vanilla DDPM stays in eval mode (no dropout)."""
+        super().train(mode)
+        if "vanilla" in self._modules:
+            self.vanilla.eval()
+        return self
 
     @property
     def x0_weight(self) -> float:
@@ -325,12 +213,22 @@ class InfoDiffusion(Method):
             k = self.cfg.sample_steps
             sampler = f"DDIM K={k} (benchbench; Diff-AE stride: {ddim.describe(self._grid())}), eta=0, no clipping"
             inversion = f"DDIM reverse K={k}, last step to ab = 0, no clipping"
+        c = self.cfg
+        images = describe_generation(c.code_prior, c.generate_sampler, c.num_steps, c.split_step, c.two_phase)
         return {"sampler": sampler, "inversion": inversion,
-                "generator": f"a: {self.code_generator()}; x_T ~ N(0, I), then the sampler"}
+                "generator": f"a: {self.code_generator()}; x_T ~ N(0, I); images: {images}"}
 
     def deviations(self) -> list[str]:
         """What still differs from InfoDiffusion's CelebA setting for this instance."""
-        out = [*self.code_prior_deviations("the reference's latent DDPM on a (its FID's --is_latent)"),
+        c = self.cfg
+        out = [] if c.code_prior == "two-phase" else \
+            self.code_prior_deviations("the reference's latent DDPM on a (its FID's --is_latent)")
+        if c.code_prior == "two-phase":
+            out.append("two-phase sampling: the vanilla DDPM uses benchbench's ADM block, not the reference's plain "
+                       "UNet ResBlock")
+        elif c.generate_sampler != "ddpm":
+            out.append("generation decodes with model.sampler, not the reference FID's ancestral 1000-step DDPM")
+        out += [
                "the a_dim behind each published number is UNVERIFIED (the README trains with 32, evaluates with 256)"]
         if self.cfg.encoder_kind == "conv":
             out.append("the encoder is Diff-AE's semantic encoder (CPU preset), not InfoDiffusion's UNet encoder")
@@ -353,14 +251,28 @@ class InfoDiffusion(Method):
     def gaussian_label(self) -> str:
         return "the prior N(0, I)"
 
+    def code_generator(self) -> str:
+        if self.cfg.code_prior == "two-phase":
+            return "the prior N(0, I) (two-phase sampling)"
+        return super().code_generator()
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples [n, C, H, W]: a from the latent DDPM (or, with ``code_prior=gaussian``, the prior N(0, I) the MMD
-        pulls q(a) towards), x_T ~ N(0, I), ``sampler``. All noise comes from ``generator`` on the CPU: a, x_T, then
-        the eta noise of each step."""
-        a = self.sample_codes(n, generator)
+        """n samples [n, C, H, W] in [-1, 1] as the reference's FID generates them (module doc): a from the latent
+        DDPM (``code_prior=latent``), the prior N(0, I) the MMD pulls q(a) towards (``gaussian``, ``two-phase``);
+        x_T ~ N(0, I); then ancestral DDPM (``generate_sampler=ddpm``), ``sampler``, or two-phase sampling. All noise
+        comes from ``generator`` on the CPU: a, x_T, then the noise of each step."""
+        c = self.cfg
+        a = self.gaussian_codes(n, generator) if c.code_prior == "two-phase" else self.sample_codes(n, generator)
         x_T = randn((n, self.spec.channels, self.spec.resolution, self.spec.resolution), generator, device=self.device)
-        return self.decode(x_T, a, generator if generator is not None else torch.Generator().manual_seed(0))
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        if c.code_prior == "two-phase":
+            x = two_phase_sample(self.vanilla.eps, self._eps_fn(a), x_T, self.schedule, c.split_step, c.two_phase, gen)
+        elif c.generate_sampler == "ddpm":
+            x = ddpm_sample(self._eps_fn(a), x_T, self.schedule, gen)
+        else:
+            return self.decode(x_T, a, gen)
+        return x.clamp(-1, 1)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
