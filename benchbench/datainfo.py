@@ -12,7 +12,7 @@ from benchbench.registry import datasets
 
 def describe(name: str, data_dir: Path | None = None, variant: str | None = None) -> list[str]:
     """Lines describing dataset ``name``: source, factors or attributes, size, files and their status."""
-    from benchbench.datasets.manifest import check_file, entries
+    from benchbench.datasets.manifest import check_file, entries, sidecar_path
 
     entry = datasets.get(name)
     root = data_root(data_dir)
@@ -48,6 +48,9 @@ def describe(name: str, data_dir: Path | None = None, variant: str | None = None
         for e in entries(name):
             path = root / e.file
             status = check_file(path, e).status
+            if status == "verified" and e.sha256 is None:  # only an MD5 is published (manifest.FileEntry.md5)
+                status += (f" (the published md5 matched at download or first check; later checks use the sha256 "
+                           f"recorded then in {sidecar_path(path).name})")
             if status == "mismatch" and data is not None and _present(data) < len(data):
                 status += f" (a {_present(data):,}-image subset, not the published file)"
             lines.append(f"  file {path}: {status}")

@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,8 @@ from benchbench.store import read_json
 
 PAYLOAD = os.urandom(300_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
+MD5 = hashlib.md5(PAYLOAD).hexdigest()
+MD5_ONLY = {"size": None, "sha256": None, "md5": MD5, "min_size": 200_000}  # like dSprites: a published MD5 only
 
 
 @dataclass
@@ -199,6 +202,71 @@ def test_unpinned_too_small_download_is_rejected(tmp_path: Path, server: tuple[s
         fetch("toyset", tmp_path, url=base + "short.bin", progress=False, timeout=5,
               manifest=manifest(base, size=None, sha256=None, min_size=200_000))
     assert "removed" in str(err.value) and not list(tmp_path.iterdir())
+
+
+def test_pinned_md5_verifies_and_records_the_sha256(tmp_path: Path, server: tuple[str, ServerState]) -> None:
+    base, state = server
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a published checksum matched: no "only the size was checked" warning
+        path = get(tmp_path, base, **MD5_ONLY)
+    assert path.read_bytes() == PAYLOAD and not (tmp_path / "blob.bin.part").exists()
+    side = read_json(sidecar_path(path))
+    assert side["sha256"] == SHA and side["md5"] == MD5 and side["size"] == len(PAYLOAD)
+    entry = manifest(base, **MD5_ONLY)["blob.bin"]
+    found = check_file(path, entry)
+    assert found.status == "verified" and found.sha256 == SHA and "published" in found.detail
+    get(tmp_path, base, **MD5_ONLY)  # already verified: no second request
+    assert state.requests == [("blob.bin", None)]
+    corrupt = bytearray(PAYLOAD)
+    corrupt[5] ^= 0xFF
+    path.write_bytes(bytes(corrupt))  # same size, new content
+    found = check_file(path, entry)
+    assert found.status == "mismatch" and MD5 in found.detail
+
+
+def test_pinned_md5_mismatch_is_refused(tmp_path: Path, server: tuple[str, ServerState]) -> None:
+    base, _ = server
+    with pytest.raises(DataError) as err:
+        get(tmp_path, base, **{**MD5_ONLY, "md5": "0" * 32})
+    msg = str(err.value)
+    assert "\n" not in msg and "checksum mismatch" in msg and "removed" in msg and "by hand" in msg
+    assert "expected the published md5 " + "0" * 32 in msg and f"got {MD5}" in msg
+    assert not list(tmp_path.iterdir())  # no target, no .part, no sidecar
+
+
+def test_resumed_download_checks_the_md5_of_the_whole_file(tmp_path: Path, server: tuple[str, ServerState]) -> None:
+    base, state = server
+    (tmp_path / "blob.bin.part").write_bytes(PAYLOAD[:100_000])
+    path = get(tmp_path, base, **MD5_ONLY)
+    assert path.read_bytes() == PAYLOAD and state.requests == [("blob.bin", "bytes=100000-")]
+    assert read_json(sidecar_path(path))["md5"] == MD5
+    # A damaged prefix held from an earlier attempt: only the tail is transferred, yet the MD5 catches it.
+    other = tmp_path / "other"
+    other.mkdir()
+    held = bytearray(PAYLOAD[:100_000])
+    held[7] ^= 0xFF
+    (other / "blob.bin.part").write_bytes(bytes(held))
+    with pytest.raises(DataError, match="expected the published md5") as err:
+        get(other, base, **MD5_ONLY)
+    assert "\n" not in str(err.value) and state.requests[-1] == ("blob.bin", "bytes=100000-")
+    assert not list(other.iterdir())
+
+
+def test_pinned_md5_checks_a_hand_placed_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = FileEntry("blob.bin", "http://unused/", **MD5_ONLY, dataset="toyset")  # type: ignore[arg-type]
+    path = tmp_path / "blob.bin"
+    path.write_bytes(PAYLOAD)
+    manifest_module.write_sidecar(path, SHA)  # trust on first download, from before the MD5 was pinned
+    calls = []
+    real = manifest_module.file_digests
+    monkeypatch.setattr(manifest_module, "file_digests", lambda p, progress=False, md5=False: calls.append(md5)
+                        or real(p, progress, md5))
+    assert verify_file(path, entry) == "verified" and calls == [True]  # the old record is no evidence: MD5 now
+    assert read_json(sidecar_path(path))["md5"] == MD5
+    assert verify_file(path, entry) == "verified" and calls == [True]  # then the recorded SHA-256 is used
+    path.write_bytes(PAYLOAD[::-1])
+    found = check_file(path, entry)
+    assert found.status == "mismatch" and f"expected the published md5 {MD5}" in found.detail
 
 
 def test_http_404_is_one_line(tmp_path: Path, server: tuple[str, ServerState]) -> None:

@@ -2,22 +2,31 @@
 
 Fixtures are written at test time in the real file's schema (``np.savez_compressed`` with ``imgs`` uint8 {0, 1}
 [N, 64, 64], ``latents_classes`` / ``latents_values`` [N, 6], a pickled ``metadata`` dict with ``latents_sizes``)
-over a reduced grid [1, 3, 2, 2, 2, 2] (N = 48), pixels rendered by ``dsprites-synth``.
+over a reduced grid [1, 3, 2, 2, 2, 2] (N = 48), pixels rendered by ``dsprites-synth``. Downloads are served from
+127.0.0.1 with the manifest entry's pinned MD5 replaced by the fixture's.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
+import http.server
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchbench.datainfo import describe
 from benchbench.datasets import DataConfig
 from benchbench.datasets.dsprites import FILE, DSprites, packed_file
 from benchbench.datasets.dsprites_synth import FACTOR_VALUES, DSpritesSynth, render
-from benchbench.datasets.manifest import resolve
+from benchbench.datasets.manifest import MANIFEST, resolve, sidecar_path
 from benchbench.errors import DataError
 from benchbench.registry import datasets
+from benchbench.store import read_json
 
 SIZES = (1, 3, 2, 2, 2, 2)
 PICK = ([0, 1, 2], [0, 5], [0, 10], [3, 28], [5, 30])  # which synth index each reduced index stands for
@@ -105,7 +114,53 @@ def test_missing_file_names_fetch_and_synth(tmp_path: Path) -> None:
     assert str(tmp_path / FILE) in msg and "benchbench data fetch dsprites" in msg and "dsprites-synth" in msg
     entry = resolve("dsprites")
     assert entry.url.startswith("https://github.com/deepmind/dsprites-dataset/") and entry.url.endswith(FILE)
-    assert entry.sha256 is None and entry.min_size > 0  # hash unknown offline: recorded at download (manifest note)
+    # No SHA-256 is published: the MD5 that several loaders publish is pinned, the SHA-256 recorded at download.
+    assert entry.sha256 is None and entry.md5 == "7da33b31b13a06f4b04a70402ce90c2e" and entry.min_size > 0
+
+
+@pytest.fixture
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, bytes]]:
+    """The fixture archive on 127.0.0.1, its MD5 pinned in the manifest entry; yields (base URL, its bytes)."""
+    folder = write(tmp_path / "served")
+    data = (folder / FILE).read_bytes()
+    monkeypatch.setitem(MANIFEST, FILE, dataclasses.replace(MANIFEST[FILE], md5=hashlib.md5(data).hexdigest(),
+                                                            min_size=0))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/", data
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_matching_the_published_md5_is_verified(tmp_path: Path, served: tuple[str, bytes]) -> None:
+    base, data = served
+    root = tmp_path / "data"
+    d = DSprites(DataConfig(download=True, url=base), root)
+    assert len(d) == 48 and (root / FILE).read_bytes() == data
+    side = read_json(sidecar_path(root / FILE))
+    assert side["sha256"] == hashlib.sha256(data).hexdigest() and side["md5"] == hashlib.md5(data).hexdigest()
+    line = next(x for x in describe("dsprites", root) if x.strip().startswith("file "))
+    assert line.strip() == f"file {root / FILE}: verified (the published md5 matched at download or first check; " \
+                           f"later checks use the sha256 recorded then in {FILE}.sha256)"
+
+
+def test_download_not_matching_the_published_md5_is_refused(
+    tmp_path: Path, served: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, data = served
+    monkeypatch.setitem(MANIFEST, FILE, dataclasses.replace(MANIFEST[FILE], md5="0" * 32))
+    root = tmp_path / "data"
+    with pytest.raises(DataError) as info:
+        DSprites(DataConfig(download=True, url=base), root)
+    msg = str(info.value)
+    assert "\n" not in msg and f"expected the published md5 {'0' * 32}, got {hashlib.md5(data).hexdigest()}" in msg
+    assert "removed" in msg and "dsprites-synth" in msg
+    assert not (root / FILE).exists() and not list(root.iterdir())
 
 
 def test_synth_matches_the_real_factors_and_labels() -> None:

@@ -9,13 +9,14 @@ name, so the target never exists half-written. Standard library only (``urllib.r
 
 Files without a pinned checksum (MPI3D, datasets.md §7) are checked by size only: a one-line warning
 says so and the SHA-256 computed while downloading is recorded in the sidecar ``<file>.sha256`` so
-later checks (``verify_file``) detect corruption. CelebA has no direct URL: ``fetch("celeba")``
-raises a DataError with manual placement steps.
+later checks (``verify_file``) detect corruption. Where only an MD5 is published (dSprites,
+``FileEntry.md5``) the MD5 is computed in the same pass as the SHA-256 (a resumed download rehashes the
+``.part`` it holds for both), must match, and the SHA-256 is then recorded for later checks. CelebA has
+no direct URL: ``fetch("celeba")`` raises a DataError with manual placement steps.
 """
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -26,7 +27,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from tqdm import tqdm
 
@@ -34,6 +35,7 @@ from benchbench.datasets.base import data_root
 from benchbench.datasets.manifest import (
     BLOCK,
     MANIFEST,
+    Digests,
     FileEntry,
     cars3d_instructions,
     celeba_instructions,
@@ -110,9 +112,14 @@ def _restart(f: IO[bytes]) -> int:
     return 0
 
 
-def _hash_prefix(f: IO[bytes], n: int, progress: bool) -> Any:
-    """SHA-256 state over the first ``n`` bytes of ``f`` (the part of a resumed download already held)."""
-    h = hashlib.sha256()
+def _digests(entry: FileEntry) -> Digests:
+    """Fresh digests for a download of ``entry``: SHA-256, plus MD5 where the entry pins one."""
+    return Digests(md5=entry.md5 is not None)
+
+
+def _hash_prefix(f: IO[bytes], n: int, entry: FileEntry, progress: bool) -> Digests:
+    """Digests over the first ``n`` bytes of ``f`` (the part of a resumed download already held)."""
+    h = _digests(entry)
     f.seek(0)
     with tqdm(total=n, unit="B", unit_scale=True, unit_divisor=1024, desc="hashing partial download",
               disable=not progress or n == 0, file=sys.stderr, mininterval=tqdm_interval()) as bar:
@@ -133,7 +140,7 @@ def _range_start(resp: http.client.HTTPResponse) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _stream(resp: http.client.HTTPResponse, f: IO[bytes], h: Any, bar: tqdm) -> None:
+def _stream(resp: http.client.HTTPResponse, f: IO[bytes], h: Digests, bar: tqdm) -> None:
     """Copy the response body to ``f`` as it arrives, hashing it.
 
     Raises:
@@ -156,11 +163,11 @@ def _stream(resp: http.client.HTTPResponse, f: IO[bytes], h: Any, bar: tqdm) -> 
         raise _Interrupted(f"connection closed after {got} of {length} bytes")
 
 
-def _transfer(url: str, f: IO[bytes], entry: FileEntry, progress: bool, timeout: float) -> str:
+def _transfer(url: str, f: IO[bytes], entry: FileEntry, progress: bool, timeout: float) -> Digests:
     """Fill the open ``.part`` ``f`` with the whole file at ``url``, resuming from its current end.
 
     Returns:
-        The SHA-256 of the complete ``.part``.
+        The digests of the complete ``.part`` (SHA-256, and MD5 where the entry pins one).
     Raises:
         urllib.error.URLError: the request itself failed (HTTPError for 4xx/5xx other than 416).
         _Interrupted: the transfer broke on every attempt.
@@ -170,9 +177,9 @@ def _transfer(url: str, f: IO[bytes], entry: FileEntry, progress: bool, timeout:
         offset = f.seek(0, os.SEEK_END)
         if entry.size is not None and offset > entry.size:
             offset = _restart(f)
-        h = _hash_prefix(f, offset, progress)
+        h = _hash_prefix(f, offset, entry, progress)
         if entry.size is not None and offset == entry.size:
-            return str(h.hexdigest())
+            return h
         headers = {"User-Agent": "benchbench", **({"Range": f"bytes={offset}-"} if offset else {})}
         try:
             resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
@@ -182,13 +189,13 @@ def _transfer(url: str, f: IO[bytes], entry: FileEntry, progress: bool, timeout:
                 raise
             full = re.search(r"/(\d+)", exc.headers.get("Content-Range", "") or "")
             if full and int(full.group(1)) == offset:
-                return str(h.hexdigest())  # the .part already held the whole file
+                return h  # the .part already held the whole file
             _restart(f)  # the .part is longer than the file on the server: start over
             continue
         with resp:
             if offset and (resp.status != 206 or _range_start(resp) != offset):
                 offset = _restart(f)  # the server ignored Range (200) or answered another range
-                h = hashlib.sha256()
+                h = _digests(entry)
             length = resp.headers.get("Content-Length")
             total = entry.size if entry.size is not None else offset + int(length) if length else None
             with tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
@@ -198,7 +205,7 @@ def _transfer(url: str, f: IO[bytes], entry: FileEntry, progress: bool, timeout:
                 except _Interrupted as exc:
                     reason = str(exc)
                     continue
-        return str(h.hexdigest())
+        return h
     raise _Interrupted(reason)
 
 
@@ -209,8 +216,8 @@ def _source_url(entry: FileEntry, url: str | None) -> str:
     return url + entry.file if url.endswith("/") else url
 
 
-def _verify_download(part: Path, entry: FileEntry, sha: str, src: str, target: Path) -> None:
-    """Size and checksum of the finished ``.part``; a bad file is removed and a DataError raised."""
+def _verify_download(part: Path, entry: FileEntry, sha: str, md5: str | None, src: str, target: Path) -> None:
+    """Size and checksums of the finished ``.part``; a bad file is removed and a DataError raised."""
     size = part.stat().st_size
     problem = ""
     if entry.size is not None and size != entry.size:
@@ -219,6 +226,8 @@ def _verify_download(part: Path, entry: FileEntry, sha: str, src: str, target: P
         problem = f"size mismatch: expected at least {entry.min_size} bytes, got {size}"
     elif entry.sha256 is not None and sha != entry.sha256:
         problem = f"checksum mismatch: expected sha256 {entry.sha256}, got {sha}"
+    elif entry.md5 is not None and md5 != entry.md5:
+        problem = f"checksum mismatch: expected the published md5 {entry.md5}, got {md5}"
     if problem:
         part.unlink(missing_ok=True)
         raise DataError(
@@ -248,8 +257,9 @@ def fetch(
     """Download a dataset file into the data folder unless a good copy is there; return its path.
 
     The file streams into ``<file>.part`` (resumed with a Range request when one is left over, restarted
-    when the server ignores Range), is verified (pinned SHA-256, or size only with a warning and a
-    recorded sidecar hash where the manifest has ``sha256: None``), then renamed into place atomically.
+    when the server ignores Range), is verified (pinned SHA-256; else the pinned MD5, with the SHA-256
+    recorded in the sidecar; else size only with a warning and a recorded sidecar hash), then renamed
+    into place atomically.
 
     Args:
         name: dataset (``shapes3d``, ``mpi3d``) or file name (``mpi3d_real.npz``); ``celeba`` raises
@@ -283,9 +293,9 @@ def fetch(
         if found.status == "mismatch":
             raise DataError(f"{found.detail}; delete it (or fetch with force) to download it again")
     src = _source_url(entry, url)
-    sha = _download(src, target, entry, progress, timeout)
-    write_sidecar(target, sha)
-    if entry.sha256 is None:
+    sha, md5 = _download(src, target, entry, progress, timeout)
+    write_sidecar(target, sha, md5)
+    if entry.sha256 is None and entry.md5 is None:
         warnings.warn(
             f"{entry.file}: no SHA-256 pinned in the manifest (datasets.md §7), so only its size was checked; "
             f"recorded sha256 {sha} in {sidecar_path(target)} so later checks detect corruption",
@@ -294,8 +304,13 @@ def fetch(
     return target
 
 
-def _download(src: str, target: Path, entry: FileEntry, progress: bool, timeout: float) -> str:
-    """Transfer ``src`` through ``<target>.part``, verify it and rename it to ``target``; return its SHA-256.
+def _download(
+    src: str, target: Path, entry: FileEntry, progress: bool, timeout: float
+) -> tuple[str, str | None]:
+    """Transfer ``src`` through ``<target>.part``, verify it and rename it to ``target``.
+
+    Returns:
+        (SHA-256, MD5 or None where the entry pins none) of the file.
 
     Every failure becomes a one-line DataError naming the URL and the manual alternative.
     """
@@ -303,12 +318,12 @@ def _download(src: str, target: Path, entry: FileEntry, progress: bool, timeout:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with _locked_part(part) as f:
-            sha = _transfer(src, f, entry, progress, timeout)
+            sha, md5 = _transfer(src, f, entry, progress, timeout).hexdigests()
             f.flush()
             os.fsync(f.fileno())
-            _verify_download(part, entry, sha, src, target)
+            _verify_download(part, entry, sha, md5, src, target)
             os.replace(part, target)
-        return sha
+        return sha, md5
     except urllib.error.HTTPError as exc:
         raise DataError(f"{entry.file}: download failed: HTTP {exc.code} {exc.reason} from {src}; "
                         f"{_manual_hint(entry, target)}") from None
