@@ -1,7 +1,7 @@
-"""Histograms and the exact best-split search of one tree node, for ``dci_trees`` (DCI mode "fast").
+"""The exact best-split search of one tree node from its histograms, for ``dci_trees`` (DCI mode "fast").
 
 See ``dci_trees`` for the method: bin-edge gains from the histograms, and a row-by-row rescan only of
-the bins whose interior could hold a split at least as good (``_interior_bound``). All kernels are
+the bins whose interior could hold a split at least as good (``_interior_dev``). All kernels are
 numba-compiled and release the GIL.
 """
 
@@ -22,20 +22,18 @@ def _proxy(sl, nl, s, n, recip):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _interior_bound(sl, nl, sb, pb, qb, c, s, n):  # pragma: no cover - compiled
-    """Upper bound of the proxy of any split strictly inside one bin of a node.
+def _interior_dev(d0, sb, pb, qb, c, mu):  # pragma: no cover - compiled
+    """Bounds on |d| for the splits strictly inside one bin of a node: (cheap bound^2, bound).
 
-    Args: left prefix (gradient sum sl, count nl) before the bin; the bin's gradient sum sb, positive
-    part pb, sum of squares qb and count c >= 2; the node's sum s and count n.
+    Args: ``d0 = sl - nl mu`` at the bin's left edge (left prefix sum sl, count nl; mu = s / n the
+    node's mean); the bin's gradient sum sb, positive part pb, sum of squares qb and count c >= 2.
 
-    The proxy equals ``S^2 / n + n d^2 / (n_l n_r)`` with ``d = S_l - n_l mu`` (mu = s / n). Moving the
-    bin's first m rows left (1 <= m <= c - 1) adds ``delta = sum_{i<=m} (g_i - mu)`` to
-    ``d0 = sl - nl mu``; delta is bounded by the bin's positive and negative gradient mass and, by
-    Cauchy-Schwarz, by ``sqrt((c - 1) sum (g_i - mu)^2)``; ``n_l n_r`` (concave in n_l) is smallest at
-    an end of its range.
+    The proxy equals ``S^2 / n + n d^2 / (n_l n_r)`` with ``d = S_l - n_l mu``. Moving the bin's first
+    m rows left (1 <= m <= c - 1) adds ``delta = sum_{i<=m} (g_i - mu)`` to d0; delta is bounded by the
+    bin's positive and negative gradient mass and, by Cauchy-Schwarz, by ``r = sqrt((c - 1) sum (g_i -
+    mu)^2)``. The first value bounds d^2 without a square root (by ``(|d0| + r)^2 <= 2 (d0^2 + r^2)``
+    and by the mass bound alone), so most bins are ruled out before the second is computed.
     """
-    mu = s / n
-    d0 = sl - nl * mu
     neg = sb - pb
     if mu >= 0.0:
         hi = pb - mu
@@ -44,13 +42,23 @@ def _interior_bound(sl, nl, sb, pb, qb, c, s, n):  # pragma: no cover - compiled
         hi = pb - (c - 1) * mu
         lo = neg - mu
     spread = qb - 2.0 * mu * sb + c * mu * mu
-    r = np.sqrt((c - 1) * (max(spread, 0.0) + 1e-12 * (qb + c * mu * mu)))
-    hi = min(hi, r)
-    lo = max(lo, -r)
-    dev = max(abs(d0 + lo), abs(d0 + hi))
-    a = (nl + 1) * (n - nl - 1)
-    z = (nl + c - 1) * (n - nl - c + 1)
-    return s * s / n + n * dev * dev / min(a, z)
+    r2 = (c - 1) * (max(spread, 0.0) + 1e-12 * (qb + c * mu * mu))
+    mass = max(abs(d0 + lo), abs(d0 + hi))
+    cheap = min(mass * mass, 2.0 * (d0 * d0 + r2))
+    return cheap, lo, hi, r2
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _clipped_dev(d0, lo, hi, r2):  # pragma: no cover - compiled
+    """The bound on |d| from both the mass range [lo, hi] of delta and the Cauchy-Schwarz radius sqrt(r2)."""
+    r = np.sqrt(r2)
+    return max(abs(d0 + max(lo, -r)), abs(d0 + min(hi, r)))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _least_product(nl, c, n):  # pragma: no cover - compiled
+    """Smallest ``n_l n_r`` of a split inside a bin of c rows after nl (concave in n_l: at an end)."""
+    return np.float64(min((nl + 1) * (n - nl - 1), (nl + c - 1) * (n - nl - c + 1)))
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -85,57 +93,23 @@ def _cut(best):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def build_hist(hsum, hsq, hpack, slot, rows, lo, hi, bins, g, pos_scale, count_unit):  # pragma: no cover - compiled
-    """Histograms of rows[lo:hi] per (dim, bin): hsum = sum of g, hsq = sum of g^2,
-    hpack = count * count_unit + ceil(g+ * pos_scale).
+def split_workspace(num_dims, num_bins, num_rows):  # pragma: no cover - compiled
+    """Scratch arrays of ``best_split``, allocated once per boosting run.
 
-    Packing the count and the (rounded-up) positive gradient mass into one int64 keeps two
-    accumulators per row and dim; both unpack exactly (the positive mass is only used in bounds).
+    Returns:
+        (cand_fb [D * B] int64 (dim * B + bin of each candidate bin), cand_sl [D * B] (left gradient sum
+        before it), cand_nl [D * B] int64 (left count before it), cand_excess [D * B] (its bound minus
+        the no-split proxy), rows_in_bin [N] int64 (sorted positions of a bin's rows in the node)).
     """
-    num_dims = bins.shape[0]
-    hsum[slot] = 0.0
-    hsq[slot] = 0.0
-    hpack[slot] = 0
-    m = hi - lo
-    gn = np.empty(m)
-    g2 = np.empty(m)
-    gp = np.empty(m, np.int64)
-    idx = np.empty(m, np.int64)
-    for i in range(m):
-        r = rows[lo + i]
-        idx[i] = r
-        gn[i] = g[r]
-        g2[i] = g[r] * g[r]
-        gp[i] = count_unit + np.int64(np.ceil(max(g[r], 0.0) * pos_scale))
-    for f in range(num_dims):
-        hs = hsum[slot, f]
-        hq = hsq[slot, f]
-        hp = hpack[slot, f]
-        bf = bins[f]
-        for i in range(m):
-            b = bf[idx[i]]
-            hs[b] += gn[i]
-            hq[b] += g2[i]
-            hp[b] += gp[i]
-
-
-@numba.njit(cache=True, nogil=True)
-def subtract_hist(hsum, hsq, hpack, out, parent, child):  # pragma: no cover - compiled
-    """Sibling histograms: hist[out] = hist[parent] - hist[child]."""
-    a, p, c = hsum[out].ravel(), hsum[parent].ravel(), hsum[child].ravel()
-    for i in range(a.shape[0]):
-        a[i] = p[i] - c[i]
-    a, p, c = hsq[out].ravel(), hsq[parent].ravel(), hsq[child].ravel()
-    for i in range(a.shape[0]):
-        a[i] = p[i] - c[i]
-    ai, pi, ci = hpack[out].ravel(), hpack[parent].ravel(), hpack[child].ravel()
-    for i in range(ai.shape[0]):
-        ai[i] = pi[i] - ci[i]
+    size = num_dims * num_bins
+    return (np.empty(size, np.int64), np.empty(size), np.empty(size, np.int64), np.empty(size),
+            np.empty(num_rows, np.int64))
 
 
 @numba.njit(cache=True, nogil=True)
 def best_split(hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale,
-               count_unit, features, constant_features, n_known_constants, state, rank):  # pragma: no cover
+               count_unit, features, constant_features, n_known_constants, state, rank,
+               work):  # pragma: no cover - compiled
     """Best split of node ``nid`` (n rows, gradient sum s): (proxy gain, dim, kind, bin or threshold, constants).
 
     dim is -1 if no split is valid. kind 0: split at the upper edge of bin ``b`` (returned as float);
@@ -143,18 +117,30 @@ def best_split(hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nb
     (``node_split_best``: a Fisher-Yates draw over ``features`` with its ``rand_int`` stream in
     ``state``, dims constant in the node set aside in ``constant_features``, both carried from node to
     node); ties go to the dim visited first, then to the lowest threshold, as there. Returns the
-    number of constant dims the children inherit last.
+    number of constant dims the children inherit last. ``work`` is ``split_workspace(D, B, N)``.
+
+    Pass 1 computes every bin-edge gain and lists the bins whose bound reaches the best gain so far;
+    pass 2 rescans, largest bound first, those whose bound still reaches the (rising) best gain. Which
+    bins are rescanned only decides the cost: the best split over all thresholds is always among them.
     """
+    cand_fb, cand_sl, cand_nl, cand_excess, rows_in_bin = work
     num_dims, num_rows = xs.shape
+    num_bins = bin_start.shape[1] - 1
     mask = count_unit - 1
+    shift = np.int64(0)  # count_unit = 1 << shift: counts by a shift, not a division
+    while (np.int64(1) << shift) < count_unit:
+        shift += 1
+    inv_pos = 1.0 / pos_scale  # a power of two: multiplying is exact
+    mu = s / n
+    base = s * s / n  # the proxy of not splitting; every gain is base + n d^2 / (n_l n_r)
     best = -np.inf
     best_f = -1
     best_kind = 0
     best_val = 0.0
     best_key = np.int64(-1)
-    # pass 1, in sklearn's visiting order: every bin edge (exact gains from the histogram) and, per
-    # dim, the largest bound of the splits inside its bins
-    dim_bound = np.full(num_dims, -np.inf)
+    margin = -np.inf  # _cut(best) - base: a bin is listed when n d^2 >= margin * n_l n_r may hold
+    num_cand = 0
+    # pass 1, in sklearn's visiting order
     f_i = num_dims
     n_found = 0
     n_drawn = 0
@@ -173,17 +159,29 @@ def best_split(hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nb
         hp = hpack[nid, f]
         sl = 0.0
         nl = 0
-        top = -np.inf
         filled = 0
         last = 0
+        first_cand = num_cand
         for b in range(nbins[f]):
-            c = hp[b] // count_unit
+            packed = hp[b]
+            c = packed >> shift
             if c == 0:
                 continue
             filled += 1
             last = b
             if c >= 2:
-                top = max(top, _interior_bound(sl, nl, hs[b], (hp[b] & mask) / pos_scale, hq[b], c, s, n))
+                d0 = sl - nl * mu
+                cheap, lo, hi, r2 = _interior_dev(d0, hs[b], (packed & mask) * inv_pos, hq[b], c, mu)
+                least = _least_product(nl, c, n)
+                if n * cheap >= margin * least:
+                    dev = _clipped_dev(d0, lo, hi, r2)
+                    excess = n * dev * dev / least
+                    if excess >= margin:
+                        cand_fb[num_cand] = f * num_bins + b
+                        cand_sl[num_cand] = sl
+                        cand_nl[num_cand] = nl
+                        cand_excess[num_cand] = excess
+                        num_cand += 1
             sl += hs[b]
             nl += c
             if nl < n:
@@ -194,57 +192,67 @@ def best_split(hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nb
                     best_kind = 0
                     best_val = b
                     best_key = visited * (num_rows + 1) + bin_start[f, b + 1]
+                    margin = _cut(best) - base
         if filled == 1 and _constant_in_bin(f, last, nid, node_of, order, xs, bin_start):
+            num_cand = first_cand  # a constant dim is not split (nor rescanned)
             features[f_j], features[n_total] = features[n_total], features[f_j]
             n_found += 1
             n_total += 1
             continue
         f_i -= 1
         features[f_i], features[f_j] = features[f_j], features[f_i]
-        dim_bound[f] = top
         rank[f] = visited
         visited += 1
     for i in range(n_known_constants):  # sklearn's invariant: known constants keep their order
         features[i] = constant_features[i]
     for i in range(n_known_constants, n_total):
         constant_features[i] = features[i]
-    # pass 2: rescan the bins whose interior might hold a better (or tied, earlier) split, most
-    # promising dims first so that the best gain rises early and prunes the rest
-    for f in np.argsort(-dim_bound):
-        if dim_bound[f] < _cut(best):
+    # pass 2: rescan the listed bins whose bound still reaches the best gain, largest bound first so
+    # that the best gain rises early and prunes the rest
+    for i in np.argsort(-cand_excess[:num_cand]):
+        if cand_excess[i] < _cut(best) - base:
             break
-        hs = hsum[nid, f]
-        hq = hsq[nid, f]
-        hp = hpack[nid, f]
-        sl = 0.0
-        nl = 0
-        for b in range(nbins[f]):
-            c = hp[b] // count_unit
-            if c == 0:
-                continue
-            if c >= 2 and _interior_bound(
-                sl, nl, hs[b], (hp[b] & mask) / pos_scale, hq[b], c, s, n
-            ) >= _cut(best):
-                acc = 0.0
-                m = 0
-                prev = np.float32(0.0)
-                for p in range(bin_start[f, b], bin_start[f, b + 1]):
-                    r = order[f, p]
-                    if node_of[r] != nid:
-                        continue
-                    v = xs[f, p]
-                    if m > 0 and v > prev + FEATURE_THRESHOLD:
-                        gain = _proxy(sl + acc, nl + m, s, n, recip)
-                        key = rank[f] * (num_rows + 1) + p
-                        if gain > best or (gain == best and key < best_key):
-                            best = gain
-                            best_f = f
-                            best_kind = 1
-                            best_val = np.float64(prev) / 2.0 + np.float64(v) / 2.0
-                            best_key = key
-                    acc += g[r]
-                    m += 1
-                    prev = v
-            sl += hs[b]
-            nl += c
+        f, b = divmod(cand_fb[i], num_bins)
+        best, best_f, best_kind, best_val, best_key = _rescan_bin(
+            f, b, nid, cand_sl[i], cand_nl[i], s, n, g, node_of, order, xs, bin_start, recip,
+            rank[f] * (num_rows + 1), rows_in_bin, best, best_f, best_kind, best_val, best_key,
+        )
     return best, best_f, best_kind, best_val, n_total
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _rescan_bin(f, b, nid, sl, nl, s, n, g, node_of, order, xs, bin_start, recip, key0, rows_in_bin, best, best_f,
+                best_kind, best_val, best_key):  # pragma: no cover - compiled
+    """Every split inside bin b of dim f, row by row in sorted order; returns the updated best split.
+
+    A split before sorted position p has key ``key0 + p``; it wins on a larger gain or, on an equal
+    one, a smaller key (the dim visited first, then the lowest threshold). Below the root the bin's
+    positions in the node are first gathered without branching (``rows_in_bin``).
+    """
+    lo, hi = bin_start[f, b], bin_start[f, b + 1]
+    count = 0
+    if n == order.shape[1]:  # the root: every row is in the node
+        for p in range(lo, hi):
+            rows_in_bin[count] = p
+            count += 1
+    else:
+        for p in range(lo, hi):
+            rows_in_bin[count] = p
+            count += node_of[order[f, p]] == nid
+    acc = 0.0
+    prev = np.float32(0.0)
+    for m in range(count):
+        p = rows_in_bin[m]
+        v = xs[f, p]
+        if m > 0 and v > prev + FEATURE_THRESHOLD:
+            gain = _proxy(sl + acc, nl + m, s, n, recip)
+            key = key0 + p
+            if gain > best or (gain == best and key < best_key):
+                best = gain
+                best_f = f
+                best_kind = 1
+                best_val = np.float64(prev) / 2.0 + np.float64(v) / 2.0
+                best_key = key
+        acc += g[order[f, p]]
+        prev = v
+    return best, best_f, best_kind, best_val, best_key

@@ -37,7 +37,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from benchbench.metrics.dci_split import FEATURE_THRESHOLD, best_split, build_hist, subtract_hist
+from benchbench.metrics.dci_hist import build_hist, root_hists, root_to_slot, subtract_hist
+from benchbench.metrics.dci_split import FEATURE_THRESHOLD, best_split, split_workspace
 
 NUM_BINS = 256  # histogram bins per code dim (bins stored as uint8)
 MAX_DEPTH = 3  # GradientBoostingClassifier's default max_depth
@@ -91,11 +92,13 @@ def _make_bins(xs, order, num_bins):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True)
 def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, recip, pos_scale, count_unit, rows, tmp,
                node_of, start, end, feature, threshold, is_split, importance, features, constant_features, n_const,
-               rank, state):  # pragma: no cover - compiled
+               rank, state, work, root_ready):  # pragma: no cover - compiled
     """One depth-3 squared-error tree on targets g [N]; fills the node arrays and adds to importance.
 
     Nodes are split depth first (0, 1, 3, 4, 2, 5, 6), the order of sklearn's DepthFirstTreeBuilder,
-    which carries the splitter's dim array and random stream (state) from node to node.
+    which carries the splitter's dim array and random stream (state) from node to node. The root's
+    histogram is built here unless ``root_ready`` (slot 0 already holds it); ``work`` is
+    ``split_workspace``.
     """
     num_rows = g.shape[0]
     for i in range(features.shape[0]):
@@ -109,7 +112,8 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
     end[:] = -1
     start[0] = 0
     end[0] = num_rows
-    build_hist(hsum, hsq, hpack, 0, rows, 0, num_rows, bins, g, pos_scale, count_unit)
+    if not root_ready:
+        build_hist(hsum, hsq, hpack, 0, rows, 0, num_rows, bins, g, pos_scale, count_unit)
     for nid in _DEPTH_FIRST:
         lo, hi = start[nid], end[nid]
         if lo < 0:
@@ -127,7 +131,7 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
             continue
         best, f, kind, val, n_total = best_split(
             hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale, count_unit,
-            features, constant_features, n_const[nid], state, rank,
+            features, constant_features, n_const[nid], state, rank, work,
         )
         if f < 0:
             continue
@@ -242,6 +246,9 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
     n_const = np.zeros(_INTERNAL, np.int64)
     rank = np.zeros(num_dims, np.int64)
     state = np.zeros(1, np.uint64)
+    work = split_workspace(num_dims, num_bins, num_rows)
+    hroot = np.empty((num_dims, num_bins, 2 * trees))
+    proot = np.empty((num_dims, num_bins, trees), np.int64)
     tree = 0
     for _ in range(rounds):
         for r in range(num_rows):  # gradients at the start of the round, shared by its trees
@@ -261,14 +268,16 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
                     p = prob[k] / tot
                     neg[r, k] = (1.0 if y[r] == k else 0.0) - p
                     hess[r, k] = p * (1.0 - p)
+        root_hists(hroot, proot, bins, neg, y, pos_scale)  # the roots of all trees of the round
         for k in range(trees):
             for r in range(num_rows):
                 g[r] = neg[r, k]
             state[0] = np.uint64(tree_seeds[tree])
             tree += 1
+            root_to_slot(hsum, hsq, hpack, hroot, proot, bin_start, count_unit, k)
             _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, recip, pos_scale, count_unit, rows,
                        tmp, node_of, start, end, feature, threshold, is_split, importance, features,
-                       constant_features, n_const, rank, state)
+                       constant_features, n_const, rank, state, work, True)
             for nid in range(_NODES):  # Newton step per leaf (sklearn's _update_terminal_regions)
                 lo, hi = start[nid], end[nid]
                 if lo < 0 or is_split[nid]:
@@ -322,6 +331,6 @@ def grow_tree(prepared: tuple[np.ndarray, ...], g: np.ndarray, seed: int = 1) ->
         np.int64(1) << np.int64(63 - count_bits), out["rows"], np.empty(num_rows, np.int64),
         np.empty(num_rows, np.int8), out["start"], out["end"], out["feature"], out["threshold"], out["is_split"],
         out["importance"], np.arange(num_dims), np.zeros(num_dims, np.int64), np.zeros(_INTERNAL, np.int64),
-        np.zeros(num_dims, np.int64), np.array([seed], np.uint64),
+        np.zeros(num_dims, np.int64), np.array([seed], np.uint64), split_workspace(num_dims, num_bins, num_rows), False,
     )
     return out
