@@ -62,6 +62,54 @@ def _least_product(nl, c, n):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _segment_may_reach(m1, m2, d0, sb, pb, q, c, mu, nl, n, margin):  # pragma: no cover - compiled
+    """Whether a split after m rows of the bin, m1 <= m <= m2, may have n d^2 >= margin n_l n_r.
+
+    Bounds delta = sum_{i<=m} (g_i - mu) for every m of the segment at once: the first m gradients
+    sum to between the bin's negative and positive mass; by Cauchy-Schwarz |delta| <= sqrt(m q) and
+    |delta - (sb - c mu)| <= sqrt((c - m) q), with q >= sum_bin (g_i - mu)^2.
+    """
+    if mu >= 0.0:
+        hi = pb - m1 * mu
+        lo = sb - pb - m2 * mu
+    else:
+        hi = pb - m2 * mu
+        lo = sb - pb - m1 * mu
+    fwd = np.sqrt(m2 * q)
+    back = np.sqrt((c - m1) * q)
+    rest = sb - c * mu
+    hi = min(hi, fwd, rest + back)
+    lo = max(lo, -fwd, rest - back)
+    dev = max(abs(d0 + lo), abs(d0 + hi))
+    least = np.float64(min((nl + m1) * (n - nl - m1), (nl + m2) * (n - nl - m2)))
+    return n * dev * dev >= margin * least
+
+
+@numba.njit(cache=True, nogil=True)
+def _bin_may_reach(sl, nl, sb, pb, qb, c, mu, n, margin):  # pragma: no cover - compiled
+    """Whether any split inside a bin (left prefix sl, nl; bin sums sb, pb, qb; c >= 2 rows) may reach
+    ``n d^2 >= margin n_l n_r``: the bound of ``_segment_may_reach`` on segments of m whose length
+    doubles away from either end of the bin (1, 2-3, 4-7, ... and ..., c-3 to c-2, c-1), so the small
+    n_l n_r near a node's ends meets the small |delta| of few rows. Far tighter than ``_interior_dev``
+    (whose one |delta| bound and one n_l n_r serve every m), and checked only on listed bins.
+    """
+    q = max(qb - 2.0 * mu * sb + c * mu * mu, 0.0) + 1e-12 * (qb + c * mu * mu)
+    d0 = sl - nl * mu
+    half = c // 2
+    width = 1
+    while width <= half:  # m = width .. 2 width - 1, up to half
+        if _segment_may_reach(width, min(2 * width - 1, half), d0, sb, pb, q, c, mu, nl, n, margin):
+            return True
+        width *= 2
+    width = 1
+    while width <= c - 1 - half:  # m = c - (2 width - 1) .. c - width, down to half + 1
+        if _segment_may_reach(c - min(2 * width - 1, c - 1 - half), c - width, d0, sb, pb, q, c, mu, nl, n, margin):
+            return True
+        width *= 2
+    return False
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _rand_r(state):  # pragma: no cover - compiled
     """sklearn's ``our_rand_r`` (sklearn/utils/_random.pxd): xorshift32 on state[0], result mod 2^31."""
     x = state[0]
@@ -213,6 +261,10 @@ def best_split(hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nb
         if cand_excess[i] < _cut(best) - base:
             break
         f, b = divmod(cand_fb[i], num_bins)
+        packed = hpack[nid, f, b]
+        if not _bin_may_reach(cand_sl[i], cand_nl[i], hsum[nid, f, b], (packed & mask) * inv_pos, hsq[nid, f, b],
+                              packed >> shift, mu, n, _cut(best) - base):
+            continue
         best, best_f, best_kind, best_val, best_key = _rescan_bin(
             f, b, nid, cand_sl[i], cand_nl[i], s, n, g, node_of, order, xs, bin_start, recip,
             rank[f] * (num_rows + 1), rows_in_bin, best, best_f, best_kind, best_val, best_key,
