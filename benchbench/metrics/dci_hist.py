@@ -13,8 +13,7 @@ node's rows stay in that order), so every float sum is the same whichever kernel
   gradient ``[y_i == k] - p_ik`` of tree k is positive only for the row's own class (k = y_i; the
   one tree of a binary factor has k = 0), and the counts are the bins' sizes. On 10,000 x 512 codes
   this is about twice as fast as T passes of ``build_hist`` for T = 10 (1.4 times for T = 4).
-* ``root_to_slot`` copies one tree's root out of them; ``subtract_hist`` gives a sibling as parent
-  minus child.
+* ``subtract_hist`` gives a sibling as parent minus child.
 """
 
 from __future__ import annotations
@@ -58,18 +57,19 @@ def build_hist(hsum, hsq, hpack, slot, rows, lo, hi, bins, g, pos_scale, count_u
 
 
 @numba.njit(cache=True, nogil=True)
-def root_hists(hroot, proot, bins, neg, y, pos_scale):  # pragma: no cover - compiled
-    """Root histograms of the T trees of one round, all rows in increasing order.
+def root_hists(hsum, hsq, hpack, bins, bin_start, neg, y, pos_scale, count_unit):  # pragma: no cover - compiled
+    """Root histograms of the T trees of one round into slots 0 .. T-1 of hsum, hsq, hpack [slots, D, B].
 
-    Args:
-        hroot: [D, B, 2T] float64 output: sums of g_k (k < T), then of g_k^2 (index T + k).
-        proot: [D, B, T] int64 output: positive masses ``sum ceil(max(g_k, 0) * pos_scale)``.
-        bins: [D, N] uint8; neg: [N, T] gradients of the round; y: [N] class indices (used when T > 1).
+    Args: bins [D, N] uint8, bin_start [D, B + 1] (bin sizes are the root's counts), neg [N, T] the
+    round's gradients, y [N] class indices (used when T > 1), pos_scale and count_unit as in
+    ``build_hist``. Per dim the T trees' sums accumulate side by side in a small buffer (one bin
+    lookup per row), then are copied out per tree.
     """
     num_dims, num_rows = bins.shape
+    num_bins = hsum.shape[2]
     trees = neg.shape[1]
     width = 2 * trees
-    row = np.empty((num_rows, width))
+    row = np.empty((num_rows, width))  # g_k (k < T), then g_k^2
     mass = np.empty(num_rows, np.int64)
     own = np.zeros(num_rows, np.int64)
     for i in range(num_rows):
@@ -79,31 +79,24 @@ def root_hists(hroot, proot, bins, neg, y, pos_scale):  # pragma: no cover - com
         if trees > 1:
             own[i] = y[i]
         mass[i] = np.int64(np.ceil(max(neg[i, own[i]], 0.0) * pos_scale))
-    hroot[:] = 0.0
-    proot[:] = 0
+    acc = np.empty((num_bins, width))
+    acc_mass = np.empty((num_bins, trees), np.int64)
     for f in range(num_dims):
-        hf = hroot[f]
-        pf = proot[f]
+        acc[:] = 0.0
+        acc_mass[:] = 0
         bf = bins[f]
         for i in range(num_rows):
             b = bf[i]
-            h = hf[b]
+            h = acc[b]
             r = row[i]
             for j in range(width):
                 h[j] += r[j]
-            pf[b, own[i]] += mass[i]
-
-
-@numba.njit(cache=True, nogil=True)
-def root_to_slot(hsum, hsq, hpack, hroot, proot, bin_start, count_unit, k):  # pragma: no cover - compiled
-    """Tree k's root histogram (from ``root_hists``) into slot 0 of hsum, hsq, hpack; counts = bin sizes."""
-    num_dims, num_bins, width = hroot.shape
-    trees = width // 2
-    for f in range(num_dims):
-        for b in range(num_bins):
-            hsum[0, f, b] = hroot[f, b, k]
-            hsq[0, f, b] = hroot[f, b, trees + k]
-            hpack[0, f, b] = (bin_start[f, b + 1] - bin_start[f, b]) * count_unit + proot[f, b, k]
+            acc_mass[b, own[i]] += mass[i]
+        for k in range(trees):
+            for b in range(num_bins):
+                hsum[k, f, b] = acc[b, k]
+                hsq[k, f, b] = acc[b, trees + k]
+                hpack[k, f, b] = (bin_start[f, b + 1] - bin_start[f, b]) * count_unit + acc_mass[b, k]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -155,10 +155,11 @@ def split_workspace(num_dims, num_bins, num_rows):  # pragma: no cover - compile
 
 
 @numba.njit(cache=True, nogil=True)
-def best_split(hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale,
+def best_split(hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale,
                count_unit, features, constant_features, n_known_constants, state, rank,
                work):  # pragma: no cover - compiled
-    """Best split of node ``nid`` (n rows, gradient sum s): (proxy gain, dim, kind, bin or threshold, constants).
+    """Best split of node ``nid`` (n rows, gradient sum s; histogram in ``slot``): (proxy gain, dim, kind,
+    bin or threshold, constants).
 
     dim is -1 if no split is valid. kind 0: split at the upper edge of bin ``b`` (returned as float);
     kind 1: inside a bin at ``threshold``. The dims are visited in the order of sklearn's splitter
@@ -202,9 +203,9 @@ def best_split(hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nb
             continue
         f_j += n_found
         f = features[f_j]
-        hs = hsum[nid, f]
-        hq = hsq[nid, f]
-        hp = hpack[nid, f]
+        hs = hsum[slot, f]
+        hq = hsq[slot, f]
+        hp = hpack[slot, f]
         sl = 0.0
         nl = 0
         filled = 0
@@ -261,8 +262,8 @@ def best_split(hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nb
         if cand_excess[i] < _cut(best) - base:
             break
         f, b = divmod(cand_fb[i], num_bins)
-        packed = hpack[nid, f, b]
-        if not _bin_may_reach(cand_sl[i], cand_nl[i], hsum[nid, f, b], (packed & mask) * inv_pos, hsq[nid, f, b],
+        packed = hpack[slot, f, b]
+        if not _bin_may_reach(cand_sl[i], cand_nl[i], hsum[slot, f, b], (packed & mask) * inv_pos, hsq[slot, f, b],
                               packed >> shift, mu, n, _cut(best) - base):
             continue
         best, best_f, best_kind, best_val, best_key = _rescan_bin(

@@ -37,7 +37,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from benchbench.metrics.dci_hist import build_hist, root_hists, root_to_slot, subtract_hist
+from benchbench.metrics.dci_hist import build_hist, root_hists, subtract_hist
 from benchbench.metrics.dci_split import FEATURE_THRESHOLD, best_split, split_workspace
 
 NUM_BINS = 256  # histogram bins per code dim (bins stored as uint8)
@@ -92,14 +92,15 @@ def _make_bins(xs, order, num_bins):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True)
 def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, recip, pos_scale, count_unit, rows, tmp,
                node_of, start, end, feature, threshold, is_split, importance, features, constant_features, n_const,
-               rank, state, work, root_ready):  # pragma: no cover - compiled
+               rank, state, work, root_slot, root_ready):  # pragma: no cover - compiled
     """One depth-3 squared-error tree on targets g [N]; fills the node arrays and adds to importance.
 
     Nodes are split depth first (0, 1, 3, 4, 2, 5, 6), the order of sklearn's DepthFirstTreeBuilder,
     which carries the splitter's dim array and random stream (state) from node to node. The root's
-    histogram is built here unless ``root_ready`` (slot 0 already holds it); ``work`` is
-    ``split_workspace``.
+    histogram is in slot ``root_slot`` of hsum, hsq, hpack (built here unless ``root_ready``), nodes
+    1-6 in their last 6 slots; ``work`` is ``split_workspace``.
     """
+    first = hsum.shape[0] - _INTERNAL  # slot of node nid > 0: first + nid
     num_rows = g.shape[0]
     for i in range(features.shape[0]):
         features[i] = i
@@ -113,7 +114,7 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
     start[0] = 0
     end[0] = num_rows
     if not root_ready:
-        build_hist(hsum, hsq, hpack, 0, rows, 0, num_rows, bins, g, pos_scale, count_unit)
+        build_hist(hsum, hsq, hpack, root_slot, rows, 0, num_rows, bins, g, pos_scale, count_unit)
     for nid in _DEPTH_FIRST:
         lo, hi = start[nid], end[nid]
         if lo < 0:
@@ -129,8 +130,9 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
             sq += v * v
         if sq / n - (s / n) ** 2 <= _EPSILON:
             continue
+        slot = root_slot if nid == 0 else first + nid
         best, f, kind, val, n_total = best_split(
-            hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale, count_unit,
+            hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale, count_unit,
             features, constant_features, n_const[nid], state, rank, work,
         )
         if f < 0:
@@ -174,8 +176,8 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
         start[left], end[left], start[right], end[right] = lo, k, k, hi
         if left < _INTERNAL:  # children may split: histogram of the smaller, the larger by subtraction
             small, large = (left, right) if k - lo <= hi - k else (right, left)
-            build_hist(hsum, hsq, hpack, small, rows, start[small], end[small], bins, g, pos_scale, count_unit)
-            subtract_hist(hsum, hsq, hpack, large, nid, small)
+            build_hist(hsum, hsq, hpack, first + small, rows, start[small], end[small], bins, g, pos_scale, count_unit)
+            subtract_hist(hsum, hsq, hpack, first + large, slot, first + small)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -216,9 +218,10 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
         raw_test[:, k] = init[k]
     importance = np.zeros(num_dims)
     num_bins = bin_start.shape[1] - 1
-    hsum = np.zeros((_INTERNAL, num_dims, num_bins))
-    hsq = np.zeros((_INTERNAL, num_dims, num_bins))
-    hpack = np.zeros((_INTERNAL, num_dims, num_bins), np.int64)
+    slots = trees + _INTERNAL - 1  # the roots of a round's trees, then nodes 1-6
+    hsum = np.zeros((slots, num_dims, num_bins))
+    hsq = np.zeros((slots, num_dims, num_bins))
+    hpack = np.zeros((slots, num_dims, num_bins), np.int64)
     recip = np.empty(num_rows + 2)
     recip[0] = np.inf
     for i in range(1, num_rows + 2):
@@ -247,8 +250,6 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
     rank = np.zeros(num_dims, np.int64)
     state = np.zeros(1, np.uint64)
     work = split_workspace(num_dims, num_bins, num_rows)
-    hroot = np.empty((num_dims, num_bins, 2 * trees))
-    proot = np.empty((num_dims, num_bins, trees), np.int64)
     tree = 0
     for _ in range(rounds):
         for r in range(num_rows):  # gradients at the start of the round, shared by its trees
@@ -268,16 +269,15 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
                     p = prob[k] / tot
                     neg[r, k] = (1.0 if y[r] == k else 0.0) - p
                     hess[r, k] = p * (1.0 - p)
-        root_hists(hroot, proot, bins, neg, y, pos_scale)  # the roots of all trees of the round
+        root_hists(hsum, hsq, hpack, bins, bin_start, neg, y, pos_scale, count_unit)  # slots 0 .. trees - 1
         for k in range(trees):
             for r in range(num_rows):
                 g[r] = neg[r, k]
             state[0] = np.uint64(tree_seeds[tree])
             tree += 1
-            root_to_slot(hsum, hsq, hpack, hroot, proot, bin_start, count_unit, k)
             _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, recip, pos_scale, count_unit, rows,
                        tmp, node_of, start, end, feature, threshold, is_split, importance, features,
-                       constant_features, n_const, rank, state, work, True)
+                       constant_features, n_const, rank, state, work, k, True)
             for nid in range(_NODES):  # Newton step per leaf (sklearn's _update_terminal_regions)
                 lo, hi = start[nid], end[nid]
                 if lo < 0 or is_split[nid]:
@@ -331,6 +331,7 @@ def grow_tree(prepared: tuple[np.ndarray, ...], g: np.ndarray, seed: int = 1) ->
         np.int64(1) << np.int64(63 - count_bits), out["rows"], np.empty(num_rows, np.int64),
         np.empty(num_rows, np.int8), out["start"], out["end"], out["feature"], out["threshold"], out["is_split"],
         out["importance"], np.arange(num_dims), np.zeros(num_dims, np.int64), np.zeros(_INTERNAL, np.int64),
-        np.zeros(num_dims, np.int64), np.array([seed], np.uint64), split_workspace(num_dims, num_bins, num_rows), False,
+        np.zeros(num_dims, np.int64), np.array([seed], np.uint64), split_workspace(num_dims, num_bins, num_rows),
+        0, False,
     )
     return out
