@@ -140,6 +140,53 @@ def _cut(best):  # pragma: no cover - compiled
     return best - _REL_SLACK * abs(best) if best > -np.inf else -np.inf
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _scan_dim(hs, hq, hp, nb, s, n, mu, margin, shift, mask, inv_pos, pre_s, pre_n, gains,
+              flags):  # pragma: no cover - compiled
+    """Pass 1 over the nb bins of one dim of a node (hs, hq, hp: its histogram rows).
+
+    Fills pre_s, pre_n [nb + 1] (gradient sum and count of the node's rows before each bin; empty
+    bins add nothing), gains [nb] (proxy of the split at each bin's upper edge, -inf where that is no
+    split) and flags [nb] (bins of >= 2 rows whose cheap bound ``_interior_dev`` reaches the margin).
+    Returns (largest edge gain, its first bin, non-empty bins, last non-empty bin). The second loop
+    has no branches (IEEE division: 1 / 0 = inf where a gain is masked anyway), so that it runs on
+    vector units.
+    """
+    sl = 0.0
+    nl = 0
+    filled = 0
+    last = 0
+    for b in range(nb):
+        c = hp[b] >> shift
+        pre_s[b] = sl
+        pre_n[b] = nl
+        sl += hs[b] if c > 0 else 0.0
+        nl += c
+        filled += c > 0
+        last = b if c > 0 else last
+    pre_s[nb] = sl
+    pre_n[nb] = nl
+    for b in range(nb):
+        nl = pre_n[b]
+        nr = pre_n[b + 1]
+        c = nr - nl
+        sl = pre_s[b + 1]
+        sr = s - sl
+        gain = sl * sl * (1.0 / nr) + sr * sr * (1.0 / (n - nr))  # _proxy, with recip[k] = 1.0 / k
+        gains[b] = gain if (c > 0) & (nr < n) else -np.inf
+        d0 = pre_s[b] - nl * mu
+        cheap, _, _, _ = _interior_dev(d0, hs[b], (hp[b] & mask) * inv_pos, hq[b], c, mu)
+        least = np.float64(min((nl + 1) * (n - nl - 1), (nl + c - 1) * (n - nl - c + 1)))
+        flags[b] = (c >= 2) & (n * cheap >= margin * least)
+    top = -np.inf
+    top_b = 0
+    for b in range(nb):
+        if gains[b] > top:
+            top = gains[b]
+            top_b = b
+    return top, top_b, filled, last
+
+
 @numba.njit(cache=True, nogil=True)
 def split_workspace(num_dims, num_bins, num_rows):  # pragma: no cover - compiled
     """Scratch arrays of ``best_split``, allocated once per boosting run.
@@ -147,11 +194,13 @@ def split_workspace(num_dims, num_bins, num_rows):  # pragma: no cover - compile
     Returns:
         (cand_fb [D * B] int64 (dim * B + bin of each candidate bin), cand_sl [D * B] (left gradient sum
         before it), cand_nl [D * B] int64 (left count before it), cand_excess [D * B] (its bound minus
-        the no-split proxy), rows_in_bin [N] int64 (sorted positions of a bin's rows in the node)).
+        the no-split proxy), rows_in_bin [N] int64 (sorted positions of a bin's rows in the node), and
+        ``_scan_dim``'s pre_s [B + 1], pre_n [B + 1] int64, gains [B], flags [B] bool).
     """
     size = num_dims * num_bins
     return (np.empty(size, np.int64), np.empty(size), np.empty(size, np.int64), np.empty(size),
-            np.empty(num_rows, np.int64))
+            np.empty(num_rows, np.int64), np.empty(num_bins + 1), np.empty(num_bins + 1, np.int64),
+            np.empty(num_bins), np.empty(num_bins, np.bool_))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -172,7 +221,7 @@ def best_split(hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, bin_sta
     pass 2 rescans, largest bound first, those whose bound still reaches the (rising) best gain. Which
     bins are rescanned only decides the cost: the best split over all thresholds is always among them.
     """
-    cand_fb, cand_sl, cand_nl, cand_excess, rows_in_bin = work
+    cand_fb, cand_sl, cand_nl, cand_excess, rows_in_bin, pre_s, pre_n, gains, flags = work
     num_dims, num_rows = xs.shape
     num_bins = bin_start.shape[1] - 1
     mask = count_unit - 1
@@ -206,42 +255,32 @@ def best_split(hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, bin_sta
         hs = hsum[slot, f]
         hq = hsq[slot, f]
         hp = hpack[slot, f]
-        sl = 0.0
-        nl = 0
-        filled = 0
-        last = 0
         first_cand = num_cand
-        for b in range(nbins[f]):
-            packed = hp[b]
-            c = packed >> shift
-            if c == 0:
-                continue
-            filled += 1
-            last = b
-            if c >= 2:
+        nb = nbins[f]
+        top, top_b, filled, last = _scan_dim(hs, hq, hp, nb, s, n, mu, margin, shift, mask, inv_pos, pre_s, pre_n,
+                                             gains, flags)
+        for b in range(nb):  # list the flagged bins whose full bound reaches the margin
+            if flags[b]:
+                sl = pre_s[b]
+                nl = pre_n[b]
+                c = pre_n[b + 1] - nl
                 d0 = sl - nl * mu
-                cheap, lo, hi, r2 = _interior_dev(d0, hs[b], (packed & mask) * inv_pos, hq[b], c, mu)
-                least = _least_product(nl, c, n)
-                if n * cheap >= margin * least:
-                    dev = _clipped_dev(d0, lo, hi, r2)
-                    excess = n * dev * dev / least
-                    if excess >= margin:
-                        cand_fb[num_cand] = f * num_bins + b
-                        cand_sl[num_cand] = sl
-                        cand_nl[num_cand] = nl
-                        cand_excess[num_cand] = excess
-                        num_cand += 1
-            sl += hs[b]
-            nl += c
-            if nl < n:
-                gain = _proxy(sl, nl, s, n, recip)
-                if gain > best:
-                    best = gain
-                    best_f = f
-                    best_kind = 0
-                    best_val = b
-                    best_key = visited * (num_rows + 1) + bin_start[f, b + 1]
-                    margin = _cut(best) - base
+                _, lo, hi, r2 = _interior_dev(d0, hs[b], (hp[b] & mask) * inv_pos, hq[b], c, mu)
+                dev = _clipped_dev(d0, lo, hi, r2)
+                excess = n * dev * dev / _least_product(nl, c, n)
+                if excess >= margin:
+                    cand_fb[num_cand] = f * num_bins + b
+                    cand_sl[num_cand] = sl
+                    cand_nl[num_cand] = nl
+                    cand_excess[num_cand] = excess
+                    num_cand += 1
+        if top > best:
+            best = top
+            best_f = f
+            best_kind = 0
+            best_val = top_b
+            best_key = visited * (num_rows + 1) + bin_start[f, top_b + 1]
+            margin = _cut(best) - base
         if filled == 1 and _constant_in_bin(f, last, nid, node_of, order, xs, bin_start):
             num_cand = first_cand  # a constant dim is not split (nor rescanned)
             features[f_j], features[n_total] = features[n_total], features[f_j]
