@@ -295,21 +295,40 @@ def best_split(hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, bin_sta
         features[i] = constant_features[i]
     for i in range(n_known_constants, n_total):
         constant_features[i] = features[i]
-    # pass 2: rescan the listed bins whose bound still reaches the best gain, largest bound first so
-    # that the best gain rises early and prunes the rest
-    for i in np.argsort(-cand_excess[:num_cand]):
+    # pass 2: keep the listed bins that may still reach the best gain of pass 1 (``_bin_may_reach``),
+    # then rescan them largest bound first, so that the best gain rises early and prunes the rest
+    margin = _cut(best) - base
+    num_kept = 0
+    for i in range(num_cand):
+        if cand_excess[i] >= margin and _may_reach(i, hsum, hsq, hpack, slot, cand_fb, cand_sl, cand_nl, num_bins,
+                                                    shift, mask, inv_pos, mu, n, margin):
+            cand_fb[num_kept] = cand_fb[i]
+            cand_sl[num_kept] = cand_sl[i]
+            cand_nl[num_kept] = cand_nl[i]
+            cand_excess[num_kept] = cand_excess[i]
+            num_kept += 1
+    for i in np.argsort(-cand_excess[:num_kept]):
         if cand_excess[i] < _cut(best) - base:
             break
+        if _cut(best) - base > margin and not _may_reach(i, hsum, hsq, hpack, slot, cand_fb, cand_sl, cand_nl,
+                                                         num_bins, shift, mask, inv_pos, mu, n, _cut(best) - base):
+            continue  # the best gain rose since the bin was kept
         f, b = divmod(cand_fb[i], num_bins)
-        packed = hpack[slot, f, b]
-        if not _bin_may_reach(cand_sl[i], cand_nl[i], hsum[slot, f, b], (packed & mask) * inv_pos, hsq[slot, f, b],
-                              packed >> shift, mu, n, _cut(best) - base):
-            continue
         best, best_f, best_kind, best_val, best_key = _rescan_bin(
             f, b, nid, cand_sl[i], cand_nl[i], s, n, g, node_of, order, xs, bin_start, recip,
             rank[f] * (num_rows + 1), rows_in_bin, best, best_f, best_kind, best_val, best_key,
         )
     return best, best_f, best_kind, best_val, n_total
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _may_reach(i, hsum, hsq, hpack, slot, cand_fb, cand_sl, cand_nl, num_bins, shift, mask, inv_pos, mu, n,
+               margin):  # pragma: no cover - compiled
+    """``_bin_may_reach`` for listed bin i (histogram in ``slot``)."""
+    f, b = divmod(cand_fb[i], num_bins)
+    packed = hpack[slot, f, b]
+    return _bin_may_reach(cand_sl[i], cand_nl[i], hsum[slot, f, b], (packed & mask) * inv_pos, hsq[slot, f, b],
+                          packed >> shift, mu, n, margin)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
