@@ -1,9 +1,11 @@
 """The exact best-split search of one tree node from its histograms, for ``dci_trees`` (DCI mode "fast").
 
-See ``dci_trees`` for the method: bin-edge gains from the histograms, and a row-by-row rescan only of
-the bins whose interior could hold a split at least as good (``_interior_dev``). All kernels are
-numba-compiled and release the GIL.
-"""
+See ``dci_trees`` for the method. Pass 1 (``_scan_dim``, per dim in sklearn's visiting order) computes
+every bin-edge gain and flags the bins whose cheap bound (``_interior_dev``) reaches the best gain so
+far; those whose full bound still does are listed. Pass 2 keeps the listed bins whose bound per range
+of split positions (``_bin_may_reach``) reaches pass 1's best gain and rescans them row by row
+(``_rescan_bin``), largest bound first. The bounds only decide what is rescanned, never the result.
+All kernels are numba-compiled and release the GIL"""
 
 from __future__ import annotations
 

@@ -7,15 +7,18 @@ threshold between consecutive distinct training values (float32, ties within ``F
 is what makes DCI take hours on 512-d codes.
 
 This module grows the *same* trees for a fraction of that: every code dim is sorted once and cut into
-at most 256 quantile bins whose edges lie between distinct values, and per node a histogram (sum of
-gradients, of their squares and of their positive parts, and the count, per bin) gives the exact gain
-of every split at a bin edge. A split inside a bin can only win if an upper bound on its gain reaches
-the best gain found so far. Writing sklearn's ``proxy_impurity_improvement`` as
-``S_l^2 / n_l + S_r^2 / n_r = S^2 / n + n d^2 / (n_l n_r)`` with ``d = S_l - n_l mu``, moving the bin's
-first m rows left changes d by ``sum_{i<=m} (g_i - mu)``, which is bounded by the bin's positive and
-negative gradient mass and, by Cauchy-Schwarz, by ``sqrt((c - 1) sum_bin (g_i - mu)^2)``; ``n_l n_r``
-is smallest at an end of the bin (``_interior_bound``). Only bins whose bound reaches the best gain are
-rescanned, row by row in sorted order, so the chosen split is sklearn's best split up to
+at most 256 quantile bins whose edges lie between distinct values, and per node a histogram
+(``dci_hist``: sum of gradients, of their squares and of their positive parts, and the count, per
+bin) gives the exact gain of every split at a bin edge. A split inside a bin can only win if an upper
+bound on its gain reaches the best gain found so far (``dci_split``). Writing sklearn's
+``proxy_impurity_improvement`` as ``S_l^2 / n_l + S_r^2 / n_r = S^2 / n + n d^2 / (n_l n_r)`` with
+``d = S_l - n_l mu``, moving the bin's first m of its c rows left changes d by ``delta_m = sum_{i<=m}
+(g_i - mu)``, which lies between the bin's negative and positive gradient mass (less m mu) and, by
+Cauchy-Schwarz, within ``sqrt(m q)`` of 0 and ``sqrt((c - m) q)`` of ``delta_c`` (``q = sum_bin
+(g_i - mu)^2``); ``n_l n_r`` is concave in m. Pass 1 lists the bins whose bound (one range of delta
+for all m, the smallest ``n_l n_r``) reaches the best gain; pass 2 rescans, row by row in sorted
+order, those whose bound per range of m (ranges doubling away from the bin's ends) still reaches it.
+So the chosen split is sklearn's best split up to
 floating-point rounding: every node visits the dims in the order sklearn's splitter draws them (its
 ``rand_r`` stream seeded per tree from ``random_state``, its Fisher-Yates and constant-dim
 bookkeeping, nodes split depth first), and the first dim (then the lowest threshold) with the best
@@ -25,7 +28,17 @@ known difference: sklearn compares consecutive values *within a node* against th
 here values closer than that to a neighbour anywhere in the training set are never split apart
 (float32 codes almost never are).
 
-The kernels are compiled by numba on first use (about 10-20 CPU s) and cached beside this file.
+Cost per tree: the root's histogram (N x D row-bin updates; ``dci_hist.root_hists`` builds the roots of
+all trees of a round in one pass), the smaller child's of each split node above the leaves (the larger
+one by subtraction), seven pass-1 scans of D x B bins and the rescans. DCI fast at 10,000 train /
+5,000 test points x 512 dims with Shapes3D's factor sizes (57 trees per round, 5,700 in all) took
+62-67 CPU s (122-124 s before issue 15's rewrite of these kernels, which grows the same trees bit for
+bit; one core of a shared 2-core box, ``benchmarks/bench_suite.py --metrics dci``): about a third child
+histograms, a quarter root histograms, a fifth pass 1, an eighth pass 2.
+
+The kernels are compiled by numba on first use (about 10-20 CPU s) and cached beside their files. A
+cached kernel is only checked against its own file, so after editing ``dci_split`` or ``dci_hist`` delete
+``benchbench/metrics/__pycache__/*.nb[ic]`` or ``boost`` keeps running the old callees.
 
 Tree layout: heap order (node i has children 2i+1 and 2i+2), depth 3, so at most 15 nodes; ``is_split``
 marks internal nodes, rows go left when ``x[feature] <= threshold`` (threshold = midpoint of the two
