@@ -9,6 +9,11 @@ says little. When ``disentanglement_lib`` is importable, its metrics run on the 
 reference column and the CPU ratio are added; otherwise that column is skipped (it needs TensorFlow 1
 and gin, which are not installable everywhere).
 
+DCI fast alone (issue 15, ``--metrics dci --threads 1``, shared 2-core box), CPU s at D = 10, 64, 192,
+512: 5.0, 18.0, 50.0, 122.3 before the rewrite of its kernels, 4.2, 9.9, 25.0, 67.3 after (timed again
+by a script, one after the other: 124.2 and 61.8 s at D = 512); D, C, both informativeness values and
+the importance matrices are bitwise the same before and after at all four sizes.
+
     python benchmarks/bench_suite.py --dims 10,64 --dci-mode fast --threads 2
     python benchmarks/bench_suite.py --dims 512 --metrics dci           # DCI fast alone at 10k x 512
 """

@@ -32,6 +32,8 @@ Two modes (metrics.md §3, §11), recorded with every number:
   points), and on pure-noise codes D moves by about 0.02 between tie-breaking streams. R = total
   impurity decrease per code dim, normalised per factor to sum 1 (all zeros if no tree split), as
   sklearn computes it.
+  At 10,000 train / 5,000 test points x 512 dims with Shapes3D's factor sizes it takes about
+  65 CPU s on one core (``dci_trees`` gives the cost breakdown; ``benchmarks/bench_suite.py``).
   ``benchmarks/bench_dci_agreement.py`` prints the agreement with ``exact`` on the sanity cases and on
   10-, 64-, 192- and 512-d codes (disentangled, mixed, rotated, noise); see its docstring for the
   sizes checked and the outcome.
@@ -70,9 +72,12 @@ MODES = ("exact", "fast")
 # sklearn GradientBoostingClassifier defaults that mode "fast" reproduces.
 _ROUNDS = 100
 _LEARNING_RATE = 0.1
-# Histogram bins per code dim in mode "fast". Any number gives the same trees (bins only decide which
-# splits need a row-by-row rescan); on 10,000 x 512 codes 64 and 128 bins were fastest, 32 and 256
-# about 20% slower.
+# Histogram bins per code dim in mode "fast". Bins only decide which splits are scored from a bin edge
+# and which by a row-by-row rescan, so any number gives the same trees up to floating-point rounding,
+# but not bit for bit: a gain summed another way can decide an exact or near tie between dims (noise
+# dims isolating the same rows of a small node) the other way, and later rounds follow (64 or 256 bins
+# change the importances of 2,000 x 64 noise codes). On 10,000 x 512 codes 64 and 128 bins were
+# fastest, 32 and 256 about 20% slower (measured before issue 15's rewrite of the kernels).
 FAST_BINS = 128
 
 

@@ -7,15 +7,18 @@ threshold between consecutive distinct training values (float32, ties within ``F
 is what makes DCI take hours on 512-d codes.
 
 This module grows the *same* trees for a fraction of that: every code dim is sorted once and cut into
-at most 256 quantile bins whose edges lie between distinct values, and per node a histogram (sum of
-gradients, of their squares and of their positive parts, and the count, per bin) gives the exact gain
-of every split at a bin edge. A split inside a bin can only win if an upper bound on its gain reaches
-the best gain found so far. Writing sklearn's ``proxy_impurity_improvement`` as
-``S_l^2 / n_l + S_r^2 / n_r = S^2 / n + n d^2 / (n_l n_r)`` with ``d = S_l - n_l mu``, moving the bin's
-first m rows left changes d by ``sum_{i<=m} (g_i - mu)``, which is bounded by the bin's positive and
-negative gradient mass and, by Cauchy-Schwarz, by ``sqrt((c - 1) sum_bin (g_i - mu)^2)``; ``n_l n_r``
-is smallest at an end of the bin (``_interior_bound``). Only bins whose bound reaches the best gain are
-rescanned, row by row in sorted order, so the chosen split is sklearn's best split up to
+at most 256 quantile bins whose edges lie between distinct values, and per node a histogram
+(``dci_hist``: sum of gradients, of their squares and of their positive parts, and the count, per
+bin) gives the exact gain of every split at a bin edge. A split inside a bin can only win if an upper
+bound on its gain reaches the best gain found so far (``dci_split``). Writing sklearn's
+``proxy_impurity_improvement`` as ``S_l^2 / n_l + S_r^2 / n_r = S^2 / n + n d^2 / (n_l n_r)`` with
+``d = S_l - n_l mu``, moving the bin's first m of its c rows left changes d by ``delta_m = sum_{i<=m}
+(g_i - mu)``, which lies between the bin's negative and positive gradient mass (less m mu) and, by
+Cauchy-Schwarz, within ``sqrt(m q)`` of 0 and ``sqrt((c - m) q)`` of ``delta_c`` (``q = sum_bin
+(g_i - mu)^2``); ``n_l n_r`` is concave in m. Pass 1 lists the bins whose bound (one range of delta
+for all m, the smallest ``n_l n_r``) reaches the best gain; pass 2 rescans, row by row in sorted
+order, those whose bound per range of m (ranges doubling away from the bin's ends) still reaches it.
+So the chosen split is sklearn's best split up to
 floating-point rounding: every node visits the dims in the order sklearn's splitter draws them (its
 ``rand_r`` stream seeded per tree from ``random_state``, its Fisher-Yates and constant-dim
 bookkeeping, nodes split depth first), and the first dim (then the lowest threshold) with the best
@@ -25,7 +28,17 @@ known difference: sklearn compares consecutive values *within a node* against th
 here values closer than that to a neighbour anywhere in the training set are never split apart
 (float32 codes almost never are).
 
-The kernels are compiled by numba on first use (about 10-20 CPU s) and cached beside this file.
+Cost per tree: the root's histogram (N x D row-bin updates; ``dci_hist.root_hists`` builds the roots of
+all trees of a round in one pass), the smaller child's of each split node above the leaves (the larger
+one by subtraction), seven pass-1 scans of D x B bins and the rescans. DCI fast at 10,000 train /
+5,000 test points x 512 dims with Shapes3D's factor sizes (57 trees per round, 5,700 in all) took
+62-67 CPU s (122-124 s before issue 15's rewrite of these kernels, which grows the same trees bit for
+bit; one core of a shared 2-core box, ``benchmarks/bench_suite.py --metrics dci``): about a third child
+histograms, a quarter root histograms, a fifth pass 1, an eighth pass 2.
+
+The kernels are compiled by numba on first use (about 10-20 CPU s) and cached beside their files. A
+cached kernel is only checked against its own file, so after editing ``dci_split`` or ``dci_hist`` delete
+``benchbench/metrics/__pycache__/*.nb[ic]`` or ``boost`` keeps running the old callees.
 
 Tree layout: heap order (node i has children 2i+1 and 2i+2), depth 3, so at most 15 nodes; ``is_split``
 marks internal nodes, rows go left when ``x[feature] <= threshold`` (threshold = midpoint of the two
@@ -37,7 +50,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from benchbench.metrics.dci_split import FEATURE_THRESHOLD, best_split, build_hist, subtract_hist
+from benchbench.metrics.dci_hist import build_hist, root_hists, subtract_hist
+from benchbench.metrics.dci_split import FEATURE_THRESHOLD, best_split, split_workspace
 
 NUM_BINS = 256  # histogram bins per code dim (bins stored as uint8)
 MAX_DEPTH = 3  # GradientBoostingClassifier's default max_depth
@@ -91,12 +105,15 @@ def _make_bins(xs, order, num_bins):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True)
 def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, recip, pos_scale, count_unit, rows, tmp,
                node_of, start, end, feature, threshold, is_split, importance, features, constant_features, n_const,
-               rank, state):  # pragma: no cover - compiled
+               rank, state, work, root_slot, root_ready):  # pragma: no cover - compiled
     """One depth-3 squared-error tree on targets g [N]; fills the node arrays and adds to importance.
 
     Nodes are split depth first (0, 1, 3, 4, 2, 5, 6), the order of sklearn's DepthFirstTreeBuilder,
-    which carries the splitter's dim array and random stream (state) from node to node.
+    which carries the splitter's dim array and random stream (state) from node to node. The root's
+    histogram is in slot ``root_slot`` of hsum, hsq, hpack (built here unless ``root_ready``), nodes
+    1-6 in their last 6 slots; ``work`` is ``split_workspace``.
     """
+    first = hsum.shape[0] - _INTERNAL  # slot of node nid > 0: first + nid
     num_rows = g.shape[0]
     for i in range(features.shape[0]):
         features[i] = i
@@ -109,7 +126,8 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
     end[:] = -1
     start[0] = 0
     end[0] = num_rows
-    build_hist(hsum, hsq, hpack, 0, rows, 0, num_rows, bins, g, pos_scale, count_unit)
+    if not root_ready:
+        build_hist(hsum, hsq, hpack, root_slot, rows, 0, num_rows, bins, g, pos_scale, count_unit)
     for nid in _DEPTH_FIRST:
         lo, hi = start[nid], end[nid]
         if lo < 0:
@@ -125,9 +143,10 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
             sq += v * v
         if sq / n - (s / n) ** 2 <= _EPSILON:
             continue
+        slot = root_slot if nid == 0 else first + nid
         best, f, kind, val, n_total = best_split(
-            hsum, hsq, hpack, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale, count_unit,
-            features, constant_features, n_const[nid], state, rank,
+            hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale, count_unit,
+            features, constant_features, n_const[nid], state, rank, work,
         )
         if f < 0:
             continue
@@ -170,8 +189,8 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
         start[left], end[left], start[right], end[right] = lo, k, k, hi
         if left < _INTERNAL:  # children may split: histogram of the smaller, the larger by subtraction
             small, large = (left, right) if k - lo <= hi - k else (right, left)
-            build_hist(hsum, hsq, hpack, small, rows, start[small], end[small], bins, g, pos_scale, count_unit)
-            subtract_hist(hsum, hsq, hpack, large, nid, small)
+            build_hist(hsum, hsq, hpack, first + small, rows, start[small], end[small], bins, g, pos_scale, count_unit)
+            subtract_hist(hsum, hsq, hpack, first + large, slot, first + small)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -212,9 +231,10 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
         raw_test[:, k] = init[k]
     importance = np.zeros(num_dims)
     num_bins = bin_start.shape[1] - 1
-    hsum = np.zeros((_INTERNAL, num_dims, num_bins))
-    hsq = np.zeros((_INTERNAL, num_dims, num_bins))
-    hpack = np.zeros((_INTERNAL, num_dims, num_bins), np.int64)
+    slots = trees + _INTERNAL - 1  # the roots of a round's trees, then nodes 1-6
+    hsum = np.zeros((slots, num_dims, num_bins))
+    hsq = np.zeros((slots, num_dims, num_bins))
+    hpack = np.zeros((slots, num_dims, num_bins), np.int64)
     recip = np.empty(num_rows + 2)
     recip[0] = np.inf
     for i in range(1, num_rows + 2):
@@ -242,6 +262,7 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
     n_const = np.zeros(_INTERNAL, np.int64)
     rank = np.zeros(num_dims, np.int64)
     state = np.zeros(1, np.uint64)
+    work = split_workspace(num_dims, num_bins, num_rows)
     tree = 0
     for _ in range(rounds):
         for r in range(num_rows):  # gradients at the start of the round, shared by its trees
@@ -261,6 +282,7 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
                     p = prob[k] / tot
                     neg[r, k] = (1.0 if y[r] == k else 0.0) - p
                     hess[r, k] = p * (1.0 - p)
+        root_hists(hsum, hsq, hpack, bins, bin_start, neg, y, pos_scale, count_unit)  # slots 0 .. trees - 1
         for k in range(trees):
             for r in range(num_rows):
                 g[r] = neg[r, k]
@@ -268,7 +290,7 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
             tree += 1
             _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, recip, pos_scale, count_unit, rows,
                        tmp, node_of, start, end, feature, threshold, is_split, importance, features,
-                       constant_features, n_const, rank, state)
+                       constant_features, n_const, rank, state, work, k, True)
             for nid in range(_NODES):  # Newton step per leaf (sklearn's _update_terminal_regions)
                 lo, hi = start[nid], end[nid]
                 if lo < 0 or is_split[nid]:
@@ -322,6 +344,7 @@ def grow_tree(prepared: tuple[np.ndarray, ...], g: np.ndarray, seed: int = 1) ->
         np.int64(1) << np.int64(63 - count_bits), out["rows"], np.empty(num_rows, np.int64),
         np.empty(num_rows, np.int8), out["start"], out["end"], out["feature"], out["threshold"], out["is_split"],
         out["importance"], np.arange(num_dims), np.zeros(num_dims, np.int64), np.zeros(_INTERNAL, np.int64),
-        np.zeros(num_dims, np.int64), np.array([seed], np.uint64),
+        np.zeros(num_dims, np.int64), np.array([seed], np.uint64), split_workspace(num_dims, num_bins, num_rows),
+        0, False,
     )
     return out
