@@ -39,6 +39,7 @@ from benchbench.datasets.base import DataSpec
 from benchbench.diffusion import EpsFn, Schedule
 from benchbench.errors import ConfigError
 from benchbench.method import Method, paper_differences, randn, standardize_codes
+from benchbench.methods.dpm import check_image_nets
 from benchbench.methods.latent_prior import DIFFAE_LATENT, LatentConfig
 from benchbench.methods.latent_prior import quick as quick_latent
 from benchbench.nets.unet import SemanticEncoder, SemanticEncoderConfig, UNet, UNetConfig
@@ -106,13 +107,7 @@ def _check(cfg: DiffAEConfig, spec: DataSpec) -> None:
                               f"50 or 100") from None
     if not 0 < cfg.stats_momentum <= 1:
         raise ConfigError(f"diffae: model.stats_momentum must be in (0, 1], got {cfg.stats_momentum}")
-    for name, sub in (("unet", cfg.unet), ("encoder", cfg.encoder)):
-        if sub.resolution != spec.resolution or sub.in_channels != spec.channels:
-            raise ConfigError(
-                f"diffae: model.{name} is built for {sub.in_channels}x{sub.resolution}x{sub.resolution} images but "
-                f"{spec.name!r} yields {spec.channels}x{spec.resolution}x{spec.resolution}; set --set "
-                f"data.resolution={sub.resolution} or change model.unet.resolution and model.encoder.resolution"
-            )
+    check_image_nets("diffae", (("unet", cfg.unet), ("encoder", cfg.encoder)), spec)
     if cfg.unet.out_channels != spec.channels:
         raise ConfigError(f"diffae: model.unet.out_channels must be {spec.channels} (eps has the image's channels)")
 

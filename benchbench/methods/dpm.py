@@ -56,6 +56,18 @@ class DPMConfig:
         return Schedule.linear(self.num_steps, self.beta_start, self.beta_end)
 
 
+def check_image_nets(method: str, nets: tuple[tuple[str, Any], ...], spec: DataSpec) -> None:
+    """ConfigError naming the override to set when a network ``model.<name>`` (any config with ``resolution`` and
+    ``in_channels``) is not built for the images of ``spec``."""
+    for name, sub in nets:
+        if sub.resolution != spec.resolution or sub.in_channels != spec.channels:
+            raise ConfigError(
+                f"{method}: model.{name} is built for {sub.in_channels}x{sub.resolution}x{sub.resolution} images but "
+                f"{spec.name!r} yields {spec.channels}x{spec.resolution}x{spec.resolution}; set --set "
+                f"data.resolution={sub.resolution} or change model.unet.resolution and model.encoder.resolution"
+            )
+
+
 def check_unet(unet: UNetConfig, spec: DataSpec, key: str) -> None:
     """Raise a ConfigError naming the override to set when ``unet`` does not fit the images of ``spec``."""
     if unet.resolution != spec.resolution:

@@ -13,7 +13,7 @@ from benchbench import ddim
 from benchbench.config import Preset, TrainConfig
 from benchbench.datasets.base import DataSpec
 from benchbench.errors import ConfigError
-from benchbench.methods.dpm import DPMConfig
+from benchbench.methods.dpm import DPMConfig, check_image_nets
 from benchbench.methods.infodiffusion_gen import GENERATE_SAMPLERS, TWO_PHASE, VANILLA_TRAIN, vanilla_dpm
 from benchbench.methods.latent_prior import INFODIFFUSION_LATENT, LatentConfig
 from benchbench.methods.latent_prior import quick as quick_latent
@@ -133,13 +133,7 @@ def _check(cfg: InfoDiffusionConfig, spec: DataSpec) -> None:
     except ValueError as e:
         raise ConfigError(f"infodiffusion: model.sample_steps={cfg.sample_steps}: {e}") from None
     encoder = ("encoder", cfg.encoder) if cfg.encoder_kind == "unet" else ("conv_encoder", cfg.conv_encoder)
-    for name, sub in (("unet", cfg.unet), encoder):
-        if sub.resolution != spec.resolution or sub.in_channels != spec.channels:
-            raise ConfigError(
-                f"infodiffusion: model.{name} is built for {sub.in_channels}x{sub.resolution}x{sub.resolution} "
-                f"images but {spec.name!r} yields {spec.channels}x{spec.resolution}x{spec.resolution}; set "
-                f"--set data.resolution={sub.resolution} or change model.unet.resolution and model.encoder.resolution"
-            )
+    check_image_nets("infodiffusion", (("unet", cfg.unet), encoder), spec)
     if cfg.unet.out_channels != spec.channels:
         raise ConfigError(f"infodiffusion: model.unet.out_channels must be {spec.channels}")
 
