@@ -133,3 +133,15 @@ def test_two_phase_is_infodiffusions_alone() -> None:
     check_code_prior(replace(SMOKE, code_prior="two-phase"))
     with pytest.raises(ConfigError, match="choose 'latent'"):
         check_code_prior(replace(DIFFAE["smoke"].model, code_prior="two-phase"))
+
+
+@pytest.mark.parametrize("method", ["diffae", "infodiffusion"])
+def test_networks_built_for_other_images_are_named(method: str) -> None:
+    """``check_image_nets``: a network built for other images is a one-line error naming it and the fix."""
+    from benchbench.registry import methods
+
+    entry = methods.get(method)
+    cfg = entry.meta["presets"]["smoke"].model
+    with pytest.raises(ConfigError, match=rf"{method}: model.unet is built for 3x16x16 images but 'x' yields "
+                                          r"3x32x32; set --set data.resolution=16"):
+        entry.meta["check"](cfg, DataSpec("x", 3, 32, "synthetic"))
