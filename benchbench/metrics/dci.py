@@ -204,7 +204,7 @@ def dci(
         codes_test: [M, D] held-out codes.
         factors_test: [M, K] held-out factors.
         mode: "exact" (sklearn GradientBoostingClassifier, the reference) or "fast" (the same trees
-            from histograms, ties broken differently; never mixed with exact numbers; see the module
+            from histograms, up to rounding in near-ties; never mixed with exact numbers; see the module
             docstring).
         random_state: ``random_state`` of every classifier (the reference leaves it unset); in mode
             "fast" the same seed of the same dim-order stream (exact ties go where sklearn's go).
