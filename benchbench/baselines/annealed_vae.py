@@ -59,9 +59,9 @@ PRESETS = {
     # The β-VAE's CPU schedule (700 steps), threshold at a third of it as in the study, and γ = 10: not a paper
     # setting. The L1 penalty's gradient is ±γ ∂KL/∂θ however close KL is to C, so at the study's γ = 1000 it drowns
     # the reconstruction signal for far longer than 700 steps (dsprites-synth, one seed: γ = 1000, γ = 100, a
-    # threshold of 700 steps and lr 3e-4 all stayed at the mean-image plateau, reconstruction ≈ 460-500 nats with
-    # KL held at C by shrinking σ, FactorVAE score 0 with every dim pruned; γ = 10 reconstructed at 71 nats with
-    # KL 23 of C = 25 and FactorVAE 0.40 against the random floor's 0.29).
+    # threshold of 700 steps and lr 3e-4 all stayed at the mean-image plateau, reconstruction ≈ 450-500 nats with
+    # KL held at C by shrinking σ, FactorVAE score 0 with every dim pruned, 0.20 with one dim left at γ = 100;
+    # γ = 10 reconstructed at 71 nats with KL 23 of C = 25 and FactorVAE 0.40 against the random floor's 0.29).
     "quick": Preset(AnnealedVAEConfig(gamma=10.0, iteration_threshold=233), BETA_PRESETS["quick"].train),
     "paper": {
         "default": Preset(AnnealedVAEConfig(), PAPER_TRAIN),
