@@ -24,6 +24,7 @@ from benchbench import codeid, protocols, stages
 from benchbench.config import config_hash, resolve, to_dict
 from benchbench.datasets.base import DataConfig, DataSpec
 from benchbench.evaluate import select_metrics
+from benchbench.latent_stage import check_code_prior
 from benchbench.method import Method
 from benchbench.registry import datasets, methods
 
@@ -135,6 +136,7 @@ def describe(method: str, dataset: str, preset: str = "paper", overrides: tuple[
     check = entry.meta.get("check")
     if check is not None:
         check(cfg.model, spec)
+    check_code_prior(cfg.model)  # as ``run`` checks it
     names, skipped = select_metrics(spec, cfg.eval, entry.obj)
     try:
         model, where = build(method, cfg, spec, "meta"), "meta device (parameters as shapes only, no weights)"

@@ -135,6 +135,13 @@ def test_two_phase_is_infodiffusions_alone() -> None:
         check_code_prior(replace(DIFFAE["smoke"].model, code_prior="two-phase"))
 
 
+def test_describe_checks_the_code_prior_as_run_does() -> None:
+    from benchbench.describe import describe
+
+    with pytest.raises(ConfigError, match="model.code_prior='two-phase'"):
+        describe("diffae", "celeba-synth", "smoke", ("model.code_prior=two-phase",))
+
+
 @pytest.mark.parametrize("method", ["diffae", "infodiffusion"])
 def test_networks_built_for_other_images_are_named(method: str) -> None:
     """``check_image_nets``: a network built for other images is a one-line error naming it and the fix."""
