@@ -21,22 +21,19 @@ Two modes (metrics.md §3, §11), recorded with every number:
 * ``fast`` (default of the ``quick`` and ``smoke`` presets): the same boosting (100 rounds, learning
   rate 0.1, depth-3 squared-error trees on the negative log-loss gradient, one tree per class per
   round, one for a binary factor, Newton leaf values) grown by ``dci_trees``: histograms over 128
-  quantile bins per code dim give the exact gain of every bin-edge split, and only bins whose interior
-  could hold a better split (a bound on the gain says so) are rescanned row by row. The trees are
-  sklearn's best-split trees, and the dims of every node are visited in the order sklearn's splitter
-  draws them from ``random_state`` (its xorshift stream and Fisher-Yates bookkeeping), so exact ties
-  between dims mostly go the same way; what differs is floating-point rounding in near-ties (the gain
-  of dims that order the training rows identically is also shared equally among them). Tie-breaking
-  matters: with many noise dims and few rows, small nodes have many dims isolating the same rows;
-  always taking the lowest dim concentrated their importance (C 0.024 too high on 512-d codes at 500
-  points), and on pure-noise codes D moves by about 0.02 between tie-breaking streams. R = total
-  impurity decrease per code dim, normalised per factor to sum 1 (all zeros if no tree split), as
-  sklearn computes it.
+  quantile bins per code dim give the gain of every bin-edge split, and only bins whose interior could
+  hold a better split (a bound on the gain says so) are rescanned row by row. The dims of every node
+  are visited in the order sklearn's splitter draws them from ``random_state`` (its xorshift stream and
+  Fisher-Yates bookkeeping), and every step whose rounding can decide between splits is done in
+  sklearn's own arithmetic (``dci_sklearn``: its gradients, leaf values, sample order and running sums,
+  for the splits within rounding of the best). The result is sklearn's model bit for bit: equal
+  decision values and importances equal to 1e-13 on every case checked (``tests/test_dci_sklearn.py``;
+  ``benchmarks/bench_dci_agreement.py`` prints the agreement of D, C and informativeness on the sanity
+  cases and on 10- to 512-d codes). The one known exception: rows with equal values of a dim but
+  different gradients are summed in row order here and in introsort's order there, which can move a
+  tie decided by the last bit (continuous codes almost never have such rows).
   At 10,000 train / 5,000 test points x 512 dims with Shapes3D's factor sizes it takes about
-  65 CPU s on one core (``dci_trees`` gives the cost breakdown; ``benchmarks/bench_suite.py``).
-  ``benchmarks/bench_dci_agreement.py`` prints the agreement with ``exact`` on the sanity cases and on
-  10-, 64-, 192- and 512-d codes (disentangled, mixed, rotated, noise); see its docstring for the
-  sizes checked and the outcome.
+  70 CPU s on one core (``dci_trees`` gives the cost breakdown; ``benchmarks/bench_suite.py``).
   Fast numbers are still labelled with their mode and never averaged or ranked with exact ones.
 
 Exact mode runs the K per-factor fits in threads (sklearn's tree builder releases the GIL), the
@@ -55,7 +52,7 @@ import sklearn
 from sklearn.ensemble import GradientBoostingClassifier
 
 from benchbench.errors import ConfigError, MetricInputError
-from benchbench.metrics import dci_trees
+from benchbench.metrics import dci_sklearn, dci_trees
 from benchbench.metrics.base import FactorSource, MetricResult
 from benchbench.metrics.settings import DCISettings
 from benchbench.metrics.utils import (
@@ -73,10 +70,8 @@ MODES = ("exact", "fast")
 _ROUNDS = 100
 _LEARNING_RATE = 0.1
 # Histogram bins per code dim in mode "fast". Bins only decide which splits are scored from a bin edge
-# and which by a row-by-row rescan, so any number gives the same trees up to floating-point rounding,
-# but not bit for bit: a gain summed another way can decide an exact or near tie between dims (noise
-# dims isolating the same rows of a small node) the other way, and later rounds follow (64 or 256 bins
-# change the importances of 2,000 x 64 noise codes). On 10,000 x 512 codes 64 and 128 bins were
+# and which by a row-by-row rescan (splits within rounding of the best are rescored in sklearn's
+# arithmetic either way), so the trees do not depend on them. On 10,000 x 512 codes 64 and 128 bins were
 # fastest, 32 and 256 about 20% slower (measured before issue 15's rewrite of the kernels).
 FAST_BINS = 128
 
@@ -119,40 +114,23 @@ def _fit_factor(
     return np.abs(model.feature_importances_), train_acc, test_acc
 
 
-def _tied_dims(codes: np.ndarray) -> list[np.ndarray]:
-    """Groups (of two or more) of code dims that order the rows identically, up to reversal.
-
-    A tree cannot tell such dims apart: every split on one is a split on the other with the same gain.
-    """
-    groups: dict[bytes, list[int]] = {}
-    for i, column in enumerate(codes.T):
-        rank = np.unique(column, return_inverse=True)[1].astype(np.int64)
-        flipped = rank.max() - rank
-        key = min(rank.tobytes(), flipped.tobytes())
-        groups.setdefault(key, []).append(i)
-    return [np.array(g) for g in groups.values() if len(g) > 1]
-
-
 def _fit_factor_fast(
-    prepared: tuple[np.ndarray, ...], y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, ties: list,
-    seed: int,
+    prepared: tuple[np.ndarray, ...], y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, seed: int,
 ) -> tuple[np.ndarray, float, float]:
     """One factor with ``dci_trees``: importances [D] (normalised), train and test accuracy.
 
     Args:
         prepared: ``dci_trees.prepare(x_train)`` (shared by the factors).
         y_train: [N] factor values; x_test: [M, D] float32 codes; y_test: [M] factor values.
-        ties: groups of code dims that order the training rows identically (``_tied_dims``).
         seed: sklearn's ``random_state``: the trees draw their dim orders as sklearn's do from it.
     """
     classes, y = np.unique(y_train, return_inverse=True)
     trees = 1 if len(classes) == 2 else len(classes)
+    y = y.astype(np.int64)
     importance, raw, raw_test = dci_trees.boost(
-        *prepared, y.astype(np.int64), len(classes), x_test, _ROUNDS, _LEARNING_RATE,
+        *prepared, y, len(classes), dci_sklearn.init_raw(y, len(classes)), x_test, _ROUNDS, _LEARNING_RATE,
         dci_trees.tree_seeds(seed, _ROUNDS * trees),
     )
-    for group in ties:
-        importance[group] = importance[group].mean()
     total = importance.sum()
     importance = importance / total if total > 0 else np.zeros_like(importance)
 
@@ -203,11 +181,11 @@ def dci(
         factors_train: [N, K] integer factors, K >= 2, each with at least two values.
         codes_test: [M, D] held-out codes.
         factors_test: [M, K] held-out factors.
-        mode: "exact" (sklearn GradientBoostingClassifier, the reference) or "fast" (the same trees
-            from histograms, up to rounding in near-ties; never mixed with exact numbers; see the module
-            docstring).
+        mode: "exact" (sklearn GradientBoostingClassifier, the reference) or "fast" (the same model,
+            bit for bit on every case checked, from histograms; still never mixed with exact numbers; see
+            the module docstring).
         random_state: ``random_state`` of every classifier (the reference leaves it unset); in mode
-            "fast" the same seed of the same dim-order stream (exact ties go where sklearn's go).
+            "fast" the same seed of the same dim-order stream.
         n_jobs: parallel fits (threads, most trees first); None = min(K, ``threads.thread_count()``),
             1 = serial. Results do not depend on it.
     Returns:
@@ -236,9 +214,8 @@ def dci(
         fits = _run_longest_first(_fit_factor, args, costs, jobs)
     else:  # sklearn's trees see float32 codes; so do these
         prepared = dci_trees.prepare(x_train, FAST_BINS)
-        ties = _tied_dims(prepared[0].T)
         x_test32 = np.ascontiguousarray(x_test, dtype=np.float32)
-        args = [(prepared, y_train[:, k], x_test32, y_test[:, k], ties, random_state) for k in range(num_factors)]
+        args = [(prepared, y_train[:, k], x_test32, y_test[:, k], random_state) for k in range(num_factors)]
         fits = _run_longest_first(_fit_factor_fast, args, costs, jobs)
     importance = np.stack([f[0] for f in fits], axis=1)  # [D, K]
     disentanglement, completeness = dci_from_importance(importance)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-FEATURE_THRESHOLD = np.float32(1e-7)  # sklearn/tree/_partitioner.pxd: closer values are one value
+from benchbench.metrics.dci_sklearn import FEATURE_THRESHOLD, pick_among_ties
+
 _REL_SLACK = 1e-9  # a bin is rescanned when its bound is within this (relative) of the best gain
 
 
@@ -197,17 +198,23 @@ def split_workspace(num_dims, num_bins, num_rows):  # pragma: no cover - compile
         (cand_fb [D * B] int64 (dim * B + bin of each candidate bin), cand_sl [D * B] (left gradient sum
         before it), cand_nl [D * B] int64 (left count before it), cand_excess [D * B] (its bound minus
         the no-split proxy), rows_in_bin [N] int64 (sorted positions of a bin's rows in the node), and
-        ``_scan_dim``'s pre_s [B + 1], pre_n [B + 1] int64, gains [B], flags [B] bool).
+        ``_scan_dim``'s pre_s [B + 1], pre_n [B + 1] int64, gains [B], flags [B] bool; then the splits
+        within rounding of the best: tie_key, tie_f, tie_nl int64 and tie_gain [D * B + 4 N] (visiting rank
+        * (N + 1) + rows left, dim, rows left, gain), ``dci_sklearn.rescore``'s seq [N] int64, vals [N]
+        float32, and visit_f [D] int64 (the node's dims in visiting order).
     """
     size = num_dims * num_bins
+    ties = size + 4 * num_rows
     return (np.empty(size, np.int64), np.empty(size), np.empty(size, np.int64), np.empty(size),
             np.empty(num_rows, np.int64), np.empty(num_bins + 1), np.empty(num_bins + 1, np.int64),
-            np.empty(num_bins), np.empty(num_bins, np.bool_))
+            np.empty(num_bins), np.empty(num_bins, np.bool_),
+            np.empty(ties, np.int64), np.empty(ties, np.int64), np.empty(ties, np.int64), np.empty(ties),
+            np.empty(num_rows, np.int64), np.empty(num_rows, np.float32), np.empty(num_dims, np.int64))
 
 
 @numba.njit(cache=True, nogil=True)
-def best_split(hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale,
-               count_unit, features, constant_features, n_known_constants, state, rank,
+def best_split(hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, xcol, rows, node_lo, bin_start, nbins, recip,
+               pos_scale, count_unit, features, constant_features, n_known_constants, state, rank,
                work):  # pragma: no cover - compiled
     """Best split of node ``nid`` (n rows, gradient sum s; histogram in ``slot``): (proxy gain, dim, kind,
     bin or threshold, constants).
@@ -223,7 +230,11 @@ def best_split(hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, bin_sta
     pass 2 rescans, largest bound first, those whose bound still reaches the (rising) best gain. Which
     bins are rescanned only decides the cost: the best split over all thresholds is always among them.
     """
-    cand_fb, cand_sl, cand_nl, cand_excess, rows_in_bin, pre_s, pre_n, gains, flags = work
+    cand_fb, cand_sl, cand_nl, cand_excess, rows_in_bin, pre_s, pre_n, gains, flags = work[:9]
+    tie_key, tie_f, tie_nl, tie_gain, seq, vals, visit_f = work[9:]
+    cap = tie_key.shape[0]
+    num_tie = 0
+    last_sorted = -1
     num_dims, num_rows = xs.shape
     num_bins = bin_start.shape[1] - 1
     mask = count_unit - 1
@@ -254,6 +265,7 @@ def best_split(hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, bin_sta
             continue
         f_j += n_found
         f = features[f_j]
+        last_sorted = f  # sklearn sorts the node's samples by every dim it draws here
         hs = hsum[slot, f]
         hq = hsq[slot, f]
         hp = hpack[slot, f]
@@ -261,6 +273,15 @@ def best_split(hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, bin_sta
         nb = nbins[f]
         top, top_b, filled, last = _scan_dim(hs, hq, hp, nb, s, n, mu, margin, shift, mask, inv_pos, pre_s, pre_n,
                                              gains, flags)
+        first_tie = num_tie
+        cut = _cut(max(best, top))
+        for b in range(nb if top >= cut else 0):  # bin edges within rounding of the best gain so far
+            if gains[b] >= cut and num_tie < cap:
+                tie_key[num_tie] = visited * (num_rows + 1) + pre_n[b + 1]
+                tie_f[num_tie] = f
+                tie_nl[num_tie] = pre_n[b + 1]
+                tie_gain[num_tie] = gains[b]
+                num_tie += 1
         for b in range(nb):  # list the flagged bins whose full bound reaches the margin
             if flags[b]:
                 sl = pre_s[b]
@@ -285,6 +306,7 @@ def best_split(hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, bin_sta
             margin = _cut(best) - base
         if filled == 1 and _constant_in_bin(f, last, nid, node_of, order, xs, bin_start):
             num_cand = first_cand  # a constant dim is not split (nor rescanned)
+            num_tie = first_tie
             features[f_j], features[n_total] = features[n_total], features[f_j]
             n_found += 1
             n_total += 1
@@ -292,6 +314,7 @@ def best_split(hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, bin_sta
         f_i -= 1
         features[f_i], features[f_j] = features[f_j], features[f_i]
         rank[f] = visited
+        visit_f[visited] = f
         visited += 1
     for i in range(n_known_constants):  # sklearn's invariant: known constants keep their order
         features[i] = constant_features[i]
@@ -316,11 +339,17 @@ def best_split(hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, bin_sta
                                                          num_bins, shift, mask, inv_pos, mu, n, _cut(best) - base):
             continue  # the best gain rose since the bin was kept
         f, b = divmod(cand_fb[i], num_bins)
-        best, best_f, best_kind, best_val, best_key = _rescan_bin(
+        best, best_f, best_kind, best_val, best_key, num_tie = _rescan_bin(
             f, b, nid, cand_sl[i], cand_nl[i], s, n, g, node_of, order, xs, bin_start, recip,
             rank[f] * (num_rows + 1), rows_in_bin, best, best_f, best_kind, best_val, best_key,
+            tie_key, tie_f, tie_nl, tie_gain, num_tie,
         )
-    return best, best_f, best_kind, best_val, n_total
+    # splits within rounding of the best: sklearn's pick among them, scored in its arithmetic
+    f, thr = pick_among_ties(tie_key, tie_f, tie_nl, tie_gain, num_tie, _cut(best), visit_f, visited, nid, s, n, g,
+                             node_of, order, xcol, rows, node_lo, seq, vals)
+    if f >= 0:
+        best_f, best_kind, best_val = f, 1, thr
+    return best, best_f, best_kind, best_val, n_total, last_sorted
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -335,12 +364,14 @@ def _may_reach(i, hsum, hsq, hpack, slot, cand_fb, cand_sl, cand_nl, num_bins, s
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _rescan_bin(f, b, nid, sl, nl, s, n, g, node_of, order, xs, bin_start, recip, key0, rows_in_bin, best, best_f,
-                best_kind, best_val, best_key):  # pragma: no cover - compiled
+                best_kind, best_val, best_key, tie_key, tie_f, tie_nl, tie_gain,
+                num_tie):  # pragma: no cover - compiled
     """Every split inside bin b of dim f, row by row in sorted order; returns the updated best split.
 
     A split before sorted position p has key ``key0 + p``; it wins on a larger gain or, on an equal
-    one, a smaller key (the dim visited first, then the lowest threshold). Below the root the bin's
-    positions in the node are first gathered without branching (``rows_in_bin``).
+    one, a smaller key (the dim visited first, then the lowest threshold). Splits within rounding of the
+    best are added to the tie lists (key0 + rows left as key). Below the root the bin's positions in the
+    node are first gathered without branching (``rows_in_bin``).
     """
     lo, hi = bin_start[f, b], bin_start[f, b + 1]
     count = 0
@@ -366,6 +397,12 @@ def _rescan_bin(f, b, nid, sl, nl, s, n, g, node_of, order, xs, bin_start, recip
                 best_kind = 1
                 best_val = np.float64(prev) / 2.0 + np.float64(v) / 2.0
                 best_key = key
+            if gain >= _cut(best) and num_tie < tie_key.shape[0]:
+                tie_key[num_tie] = key0 + nl + m
+                tie_f[num_tie] = f
+                tie_nl[num_tie] = nl + m
+                tie_gain[num_tie] = gain
+                num_tie += 1
         acc += g[order[f, p]]
         prev = v
-    return best, best_f, best_kind, best_val, best_key
+    return best, best_f, best_kind, best_val, best_key, num_tie

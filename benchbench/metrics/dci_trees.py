@@ -18,27 +18,30 @@ Cauchy-Schwarz, within ``sqrt(m q)`` of 0 and ``sqrt((c - m) q)`` of ``delta_c``
 (g_i - mu)^2``); ``n_l n_r`` is concave in m. Pass 1 lists the bins whose bound (one range of delta
 for all m, the smallest ``n_l n_r``) reaches the best gain; pass 2 rescans, row by row in sorted
 order, those whose bound per range of m (ranges doubling away from the bin's ends) still reaches it.
-So the chosen split is sklearn's best split up to
-floating-point rounding: every node visits the dims in the order sklearn's splitter draws them (its
-``rand_r`` stream seeded per tree from ``random_state``, its Fisher-Yates and constant-dim
-bookkeeping, nodes split depth first), and the first dim (then the lowest threshold) with the best
-gain wins, as there. Tie-breaking matters: many noise dims can isolate the same rows of a small node,
-and always taking the lowest dim would concentrate their importance. One other
-known difference: sklearn compares consecutive values *within a node* against the 1e-7 threshold;
-here values closer than that to a neighbour anywhere in the training set are never split apart
-(float32 codes almost never are).
+Every node visits the dims in the order sklearn's splitter draws them (its ``rand_r`` stream seeded
+per tree from ``random_state``, its Fisher-Yates and constant-dim bookkeeping, nodes split depth
+first). The splits whose gain is within rounding (a relative 1e-9) of the best are then rescored in
+sklearn's own arithmetic and picked by its rule, the first in visiting order with the largest value
+(``dci_sklearn.rescore``; when a node has more of them than the tie list holds, as when all its
+gradients are equal, every split of every dim is rescored). Those ties are common: many noise dims
+isolate the same rows of a small node, and on near-separable codes many dims cut a node into the same
+two sets. With sklearn's gradients, leaf values and sample order (``dci_sklearn``) the boosted model
+is sklearn's bit for bit. One known difference: sklearn compares consecutive values *within a node*
+against the 1e-7 threshold; here values closer than that to a neighbour anywhere in the training set
+are never split apart (float32 codes almost never are).
 
 Cost per tree: the root's histogram (N x D row-bin updates; ``dci_hist.root_hists`` builds the roots of
 all trees of a round in one pass), the smaller child's of each split node above the leaves (the larger
 one by subtraction), seven pass-1 scans of D x B bins and the rescans. DCI fast at 10,000 train /
 5,000 test points x 512 dims with Shapes3D's factor sizes (57 trees per round, 5,700 in all) took
-62-67 CPU s (122-124 s before issue 15's rewrite of these kernels, which grows the same trees bit for
-bit; one core of a shared 2-core box, ``benchmarks/bench_suite.py --metrics dci``): about a third child
-histograms, a quarter root histograms, a fifth pass 1, an eighth pass 2.
+62-67 CPU s (122-124 s before issue 15's rewrite of these kernels; one core of a shared 2-core box,
+``benchmarks/bench_suite.py --metrics dci``): about a third child histograms, a quarter root
+histograms, a fifth pass 1, an eighth pass 2. Doing the tie-deciding steps in sklearn's arithmetic
+raised that to 70 CPU s (4.2 to 5.7 s at 10,000 x 10).
 
-The kernels are compiled by numba on first use (about 10-20 CPU s) and cached beside their files. A
-cached kernel is only checked against its own file, so after editing ``dci_split`` or ``dci_hist`` delete
-``benchbench/metrics/__pycache__/*.nb[ic]`` or ``boost`` keeps running the old callees.
+The kernels are compiled by numba on first use (about 20-30 CPU s) and cached beside their files;
+``kernel_cache.drop_stale`` deletes the cached kernels whenever any of their modules changes (numba
+itself checks a kernel only against its own file).
 
 Tree layout: heap order (node i has children 2i+1 and 2i+2), depth 3, so at most 15 nodes; ``is_split``
 marks internal nodes, rows go left when ``x[feature] <= threshold`` (threshold = midpoint of the two
@@ -51,7 +54,18 @@ import numba
 import numpy as np
 
 from benchbench.metrics.dci_hist import build_hist, root_hists, subtract_hist
+from benchbench.metrics.dci_sklearn import (
+    children_impurity,
+    impurity_improvement,
+    leaf_value,
+    negative_gradients,
+    node_sums,
+    split_order,
+)
 from benchbench.metrics.dci_split import FEATURE_THRESHOLD, best_split, split_workspace
+from benchbench.metrics.kernel_cache import drop_stale
+
+drop_stale()  # before any kernel is loaded from numba's cache
 
 NUM_BINS = 256  # histogram bins per code dim (bins stored as uint8)
 MAX_DEPTH = 3  # GradientBoostingClassifier's default max_depth
@@ -104,14 +118,17 @@ def _make_bins(xs, order, num_bins):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, recip, pos_scale, count_unit, rows, tmp,
-               node_of, start, end, feature, threshold, is_split, importance, features, constant_features, n_const,
-               rank, state, work, root_slot, root_ready):  # pragma: no cover - compiled
+               skr, imp, node_of, start, end, feature, threshold, is_split, importance, features, constant_features,
+               n_const, rank, state, work, root_slot, root_ready):  # pragma: no cover - compiled
     """One depth-3 squared-error tree on targets g [N]; fills the node arrays and adds to importance.
 
     Nodes are split depth first (0, 1, 3, 4, 2, 5, 6), the order of sklearn's DepthFirstTreeBuilder,
     which carries the splitter's dim array and random stream (state) from node to node. The root's
     histogram is in slot ``root_slot`` of hsum, hsq, hpack (built here unless ``root_ready``), nodes
-    1-6 in their last 6 slots; ``work`` is ``split_workspace``.
+    1-6 in their last 6 slots; ``work`` is ``split_workspace``. rows[start[i]:end[i]] holds node i's
+    rows in increasing order, skr[start[i]:end[i]] the same rows in the order of sklearn's sample array
+    (``dci_sklearn.split_order``), in which node sums, impurities imp [15] and importances are computed
+    as sklearn's tree builder does.
     """
     first = hsum.shape[0] - _INTERNAL  # slot of node nid > 0: first + nid
     num_rows = g.shape[0]
@@ -120,6 +137,7 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
     n_const[0] = 0
     for i in range(num_rows):
         rows[i] = i
+        skr[i] = i
         node_of[i] = 0
     is_split[:] = False
     start[:] = -1
@@ -133,20 +151,15 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
         if lo < 0:
             continue
         n = hi - lo
-        if n < 2:
-            continue
-        s = 0.0
-        sq = 0.0
-        for i in range(lo, hi):
-            v = g[rows[i]]
-            s += v
-            sq += v * v
-        if sq / n - (s / n) ** 2 <= _EPSILON:
+        s, sq = node_sums(g, skr, lo, hi)
+        if nid == 0:
+            imp[0] = sq / n - (s / n) ** 2  # MSE.node_impurity; children get theirs from the split
+        if n < 2 or imp[nid] <= _EPSILON:
             continue
         slot = root_slot if nid == 0 else first + nid
-        best, f, kind, val, n_total = best_split(
-            hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, bin_start, nbins, recip, pos_scale, count_unit,
-            features, constant_features, n_const[nid], state, rank, work,
+        best, f, kind, val, n_total, f_sorted = best_split(
+            hsum, hsq, hpack, slot, nid, s, n, g, node_of, order, xs, xcol, rows, lo, bin_start, nbins, recip,
+            pos_scale, count_unit, features, constant_features, n_const[nid], state, rank, work,
         )
         if f < 0:
             continue
@@ -164,11 +177,17 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
             thr = left_max / 2.0 + right_min / 2.0
         else:
             thr = val
-        importance[f] += best - s * s / n
+        nl = split_order(skr, lo, hi, nid, f_sorted, f, thr, node_of, order, xcol, rows, work[14])
+        imp_left, imp_right = children_impurity(g, skr, lo, nl, hi, s, sq)
+        if impurity_improvement(n, num_rows, nl, imp[nid], imp_left, imp_right) + _EPSILON < 0.0:
+            continue  # DepthFirstTreeBuilder: a split that worsens the impurity (by rounding) is a leaf
+        importance[f] += n * imp[nid] - nl * imp_left - (n - nl) * imp_right  # compute_feature_importances
         is_split[nid] = True
         feature[nid] = f
         threshold[nid] = thr
         left, right = 2 * nid + 1, 2 * nid + 2
+        imp[left] = imp_left
+        imp[right] = imp_right
         if left < _INTERNAL:
             n_const[left] = n_total
             n_const[right] = n_total
@@ -194,7 +213,7 @@ def _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, rec
 
 
 @numba.njit(cache=True, nogil=True)
-def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, rounds, learning_rate,
+def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, init, x_test, rounds, learning_rate,
           tree_seeds):  # pragma: no cover - compiled
     """sklearn's GradientBoostingClassifier (log loss, defaults) on prepared codes.
 
@@ -202,6 +221,7 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
         xcol, order, xs, bins, bin_start, nbins: from ``prepare`` ([D, N] arrays).
         y: [N] class indices 0..num_classes-1 (every class present).
         num_classes: K >= 2 (one tree per round if K == 2, else K).
+        init: [T] initial raw scores (``dci_sklearn.init_raw``).
         x_test: [M, D] float32 codes to score.
         rounds, learning_rate: boosting rounds and shrinkage (100, 0.1 in sklearn).
         tree_seeds: [rounds * T] uint32 seeds of the trees' splitters, in fitting order (``tree_seeds``
@@ -213,17 +233,6 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
     num_dims, num_rows = xcol.shape
     num_test = x_test.shape[0]
     trees = 1 if num_classes == 2 else num_classes
-    counts = np.zeros(num_classes)
-    for r in range(num_rows):
-        counts[y[r]] += 1.0
-    init = np.empty(trees)
-    if trees == 1:
-        init[0] = np.log(counts[1] / counts[0])
-        scale = 1.0
-    else:
-        for k in range(trees):
-            init[k] = np.log(counts[k] / num_rows)
-        scale = (num_classes - 1) / num_classes
     raw = np.empty((num_rows, trees))
     raw_test = np.empty((num_test, trees))
     for k in range(trees):
@@ -246,6 +255,10 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
     pos_scale = float(np.int64(1) << (63 - 2 * count_bits))  # ... positive mass (|g| <= 1) below them
     rows = np.empty(num_rows, np.int64)
     tmp = np.empty(num_rows, np.int64)
+    skr = np.empty(num_rows, np.int64)
+    imp = np.zeros(_NODES)
+    buf_g = np.empty(num_rows)
+    buf_h = np.empty(num_rows)
     node_of = np.empty(num_rows, np.int8)
     start = np.empty(_NODES, np.int64)
     end = np.empty(_NODES, np.int64)
@@ -254,9 +267,7 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
     is_split = np.zeros(_NODES, np.bool_)
     value = np.zeros(_NODES)
     neg = np.empty((num_rows, trees))
-    hess = np.empty((num_rows, trees))
     g = np.empty(num_rows)
-    prob = np.empty(trees)
     features = np.arange(num_dims)
     constant_features = np.zeros(num_dims, np.int64)
     n_const = np.zeros(_INTERNAL, np.int64)
@@ -265,23 +276,7 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
     work = split_workspace(num_dims, num_bins, num_rows)
     tree = 0
     for _ in range(rounds):
-        for r in range(num_rows):  # gradients at the start of the round, shared by its trees
-            if trees == 1:
-                p = 1.0 / (1.0 + np.exp(-raw[r, 0]))
-                neg[r, 0] = (1.0 if y[r] == 1 else 0.0) - p
-                hess[r, 0] = p * (1.0 - p)
-            else:
-                top = raw[r, 0]
-                for k in range(1, trees):
-                    top = max(top, raw[r, k])
-                tot = 0.0
-                for k in range(trees):
-                    prob[k] = np.exp(raw[r, k] - top)
-                    tot += prob[k]
-                for k in range(trees):
-                    p = prob[k] / tot
-                    neg[r, k] = (1.0 if y[r] == k else 0.0) - p
-                    hess[r, k] = p * (1.0 - p)
+        negative_gradients(raw, y, neg)  # at the start of the round, shared by its trees
         root_hists(hsum, hsq, hpack, bins, bin_start, neg, y, pos_scale, count_unit)  # slots 0 .. trees - 1
         for k in range(trees):
             for r in range(num_rows):
@@ -289,20 +284,13 @@ def boost(xcol, order, xs, bins, bin_start, nbins, y, num_classes, x_test, round
             state[0] = np.uint64(tree_seeds[tree])
             tree += 1
             _grow_tree(g, xcol, order, xs, bins, bin_start, nbins, hsum, hsq, hpack, recip, pos_scale, count_unit, rows,
-                       tmp, node_of, start, end, feature, threshold, is_split, importance, features,
+                       tmp, skr, imp, node_of, start, end, feature, threshold, is_split, importance, features,
                        constant_features, n_const, rank, state, work, k, True)
             for nid in range(_NODES):  # Newton step per leaf (sklearn's _update_terminal_regions)
                 lo, hi = start[nid], end[nid]
                 if lo < 0 or is_split[nid]:
                     continue
-                num = 0.0
-                den = 0.0
-                for i in range(lo, hi):
-                    num += neg[rows[i], k]
-                    den += hess[rows[i], k]
-                num = num / (hi - lo) * scale
-                den = den / (hi - lo)
-                value[nid] = 0.0 if abs(den) < 1e-150 else learning_rate * num / den
+                value[nid] = learning_rate * leaf_value(neg, k, y, rows, lo, hi, num_classes, buf_g, buf_h)
                 for i in range(lo, hi):
                     raw[rows[i], k] += value[nid]
             for j in range(num_test):
@@ -342,7 +330,8 @@ def grow_tree(prepared: tuple[np.ndarray, ...], g: np.ndarray, seed: int = 1) ->
         np.zeros((_INTERNAL, num_dims, num_bins)), np.zeros((_INTERNAL, num_dims, num_bins)),
         np.zeros((_INTERNAL, num_dims, num_bins), np.int64), recip, float(2 ** (63 - 2 * count_bits)),
         np.int64(1) << np.int64(63 - count_bits), out["rows"], np.empty(num_rows, np.int64),
-        np.empty(num_rows, np.int8), out["start"], out["end"], out["feature"], out["threshold"], out["is_split"],
+        np.empty(num_rows, np.int64), np.zeros(_NODES), np.empty(num_rows, np.int8), out["start"], out["end"],
+        out["feature"], out["threshold"], out["is_split"],
         out["importance"], np.arange(num_dims), np.zeros(num_dims, np.int64), np.zeros(_INTERNAL, np.int64),
         np.zeros(num_dims, np.int64), np.array([seed], np.uint64), split_workspace(num_dims, num_bins, num_rows),
         0, False,
