@@ -234,7 +234,8 @@ def _result(out: dict[str, Any], settings: DCISettings) -> MetricResult:
     }
     extras.update(mode=settings.mode, random_state=settings.random_state, sklearn_version=sklearn.__version__)
     if settings.mode == "fast":
-        extras.update(fast_learner=f"dci_trees (exact splits, {FAST_BINS} bins)", numba_version=numba.__version__)
+        extras.update(fast_learner=f"dci_trees (sklearn's trees in its arithmetic, {FAST_BINS} bins)",
+                      numba_version=numba.__version__)
     return MetricResult(out["disentanglement"], extras)
 
 

@@ -4,8 +4,9 @@
 sklearn's running sums. That is harmless unless two splits tie to rounding, and on near-separable codes
 they often do: after a few rounds the trees fit tiny residuals, and many dims cut a small node into the
 same two row sets, so sklearn's choice among them is decided by the last bits of its sums. This module
-redoes, in sklearn's order of operations, every step whose last bits can decide such a tie, so that the
-fast trees equal sklearn's bit for bit (checked in ``tests/test_dci_sklearn.py``):
+redoes, in sklearn's order of operations (as in the sources of scikit-learn 1.9.1, which its wheel ships),
+every step whose last bits can decide such a tie, so that the fast trees equal sklearn's bit for bit
+(``tests/test_dci_sklearn.py`` checks each piece against the installed sklearn itself):
 
 * the negative gradients of the log loss (``sklearn/_loss/_loss.pyx.tp``: ``cgradient_half_binomial``,
   ``CyHalfMultinomialLoss.gradient``) and the initial raw scores (``DummyClassifier(strategy="prior")``
