@@ -57,8 +57,8 @@ def metric_deviations(cfg: EvalConfig, names: list[str], code_rule: str, preset:
     if preset != "paper" and cfg != eval_preset("paper"):
         lines.append(f"evaluation sample sizes of the {preset!r} preset, smaller than the papers' reference sizes")
     if "dci" in names and cfg.dci.mode == "fast":
-        lines.append("DCI mode fast: sklearn's GBT trees grown from histograms, the same up to rounding in near-ties "
-                     "(D, C within 0.01 of exact in benchmarks/bench_dci_agreement.py); papers used exact")
+        lines.append("DCI mode fast: sklearn's GBT trees grown from histograms in sklearn's arithmetic, equal to exact "
+                     "bit for bit on every case of benchmarks/bench_dci_agreement.py; papers used exact")
     if "tad" in names:
         tad = resolve_settings(cfg.tad)
         if tad.protocol == "benchbench":
