@@ -347,14 +347,7 @@ def children_impurity(g, skr, lo, nl, hi, s, sq):  # pragma: no cover - compiled
     skr[lo:lo + nl] is the left child in sklearn's order, s and sq the node's sums (``node_sums``).
     """
     n = hi - lo
-    if nl <= n - nl:
-        sum_left = 0.0
-        for p in range(lo, lo + nl):
-            sum_left += g[skr[p]]
-    else:
-        sum_left = s
-        for p in range(hi - 1, lo + nl - 1, -1):
-            sum_left -= g[skr[p]]
+    sum_left = _left_sum(g, skr[lo:hi], 0, nl, n, 0.0, s)
     sum_right = s - sum_left
     sq_left = 0.0
     for p in range(lo, lo + nl):
